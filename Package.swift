@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// Homefeed: offline precompute (homefeed-batch) + online lookup (homefeed-lookupd) of homepage video lists.
+// No Swift package dependencies by design; the one system library is Debian's librocksdb-dev.
+import PackageDescription
+
+// Opt-in AVX2/FMA build for the numeric kernels: HOMEFEED_TARGET_CPU=haswell swift build -c release
+// (portable x86-64 is the default; see docs/BENCHMARKS.md for what it buys).
+let targetCPU = Context.environment["HOMEFEED_TARGET_CPU"]
+let kernelFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+
+let package = Package(
+    name: "Homefeed",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "homefeed-batch", targets: ["homefeed-batch"]),
+        .executable(name: "homefeed-lookupd", targets: ["homefeed-lookupd"]),
+    ],
+    targets: [
+        // System and C shims.
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb", providers: [.apt(["librocksdb-dev"])]),
+        .target(name: "CSystem"),
+
+        // Libraries, bottom to top.
+        .target(name: "HomefeedCore", dependencies: ["CSystem"]),
+        .target(name: "HomefeedData", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags),
+        .target(name: "HomefeedSynthetic", dependencies: ["HomefeedCore"]),
+        .target(name: "HomefeedStore", dependencies: ["HomefeedCore", "CRocksDB"]),
+        .target(name: "HomefeedPipeline", dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore"],
+                swiftSettings: kernelFlags),
+        .target(name: "HomefeedHTTP", dependencies: ["CSystem"]),
+        .target(name: "HomefeedLookup", dependencies: ["HomefeedCore", "HomefeedStore", "HomefeedHTTP"]),
+
+        // Fixtures shared by the test suites (real CSV files in temp dirs).
+        .target(name: "HomefeedTestSupport"),
+
+        // Commands.
+        .executableTarget(name: "homefeed-batch",
+                          dependencies: ["HomefeedCore", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedPipeline"]),
+        .executableTarget(name: "homefeed-lookupd", dependencies: ["HomefeedCore", "HomefeedLookup"]),
+        .executableTarget(name: "homefeed-bench",
+                          dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore", "HomefeedPipeline",
+                                         "HomefeedHTTP", "HomefeedLookup"]),
+
+        // Tests: one suite per library, all with real files, real RocksDB and real loopback sockets.
+        .testTarget(name: "HomefeedCoreTests", dependencies: ["HomefeedCore"]),
+        .testTarget(name: "HomefeedDataTests", dependencies: ["HomefeedData"]),
+        .testTarget(name: "HomefeedSyntheticTests", dependencies: ["HomefeedSynthetic", "HomefeedData"]),
+        .testTarget(name: "HomefeedStoreTests", dependencies: ["HomefeedStore"]),
+        .testTarget(name: "HomefeedPipelineTests",
+                    dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport"]),
+        .testTarget(name: "HomefeedHTTPTests", dependencies: ["HomefeedHTTP"]),
+        .testTarget(name: "HomefeedLookupTests",
+                    dependencies: ["HomefeedLookup", "HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore",
+                                   "HomefeedHTTP", "HomefeedTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

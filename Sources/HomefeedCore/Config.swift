@@ -1,0 +1,161 @@
+import Foundation
+
+/// Every tunable of Homefeed with its default. `conf/homefeed.toml` documents each key next to the same default;
+/// a test keeps the two in step.
+public struct HomefeedConfig: Sendable, Equatable, Codable {
+    public struct Data: Sendable, Equatable, Codable {
+        /// A watch counts as relevant from this fraction of the video's duration.
+        public var relevanceWatchFraction = 0.5
+        /// A load fails when a file's share of bad rows exceeds this.
+        public var maxBadRowFraction = 0.01
+    }
+    public struct Refresh: Sendable, Equatable, Codable {
+        /// Users with an interaction in the last N days (counted back from --now) are refreshed; 0 = everyone with history.
+        public var activeDays = 30
+        /// Entries per personalized list.
+        public var listSize = 100
+        /// Entries per popular fallback list (more than listSize so the daemon can filter and still fill).
+        public var fallbackListSize = 200
+        /// Candidates taken from each source before ranking.
+        public var candidatesPerSource = 500
+        /// Half-life of an interaction's weight in the popular lists, in hours.
+        public var popularHalfLifeHours = 72.0
+        /// Popularity window, in days back from --now.
+        public var popularWindowDays = 30
+        /// Minimum weighted interactions for a region or language to get its own popular list.
+        public var minPopularListInteractions = 20.0
+        /// Users per block streamed through candidate generation and ranking.
+        public var blockUsers = 4096
+        /// Worker threads; 0 = all cores.
+        public var threads = 0
+    }
+    public struct Store: Sendable, Equatable, Codable {
+        /// Published versions kept on disk (the served and a pinned one are never deleted).
+        public var keepVersions = 5
+        /// The publish guard refuses a version whose personalized users or mean list length fall by more than
+        /// this fraction against the served version (unless --force).
+        public var guardMaxDrop = 0.5
+        /// RocksDB block cache for readers, MiB.
+        public var blockCacheMB = 1024
+    }
+    public struct Lookupd: Sendable, Equatable, Codable {
+        public var listen = "127.0.0.1:8080"
+        /// Worker threads; 0 = all cores.
+        public var threads = 0
+        public var maxHeaderBytes = 8192
+        public var maxBodyBytes = 65536
+        public var maxConnections = 10000
+        public var idleTimeoutSeconds = 60.0
+        /// Default and maximum `limit` of a request.
+        public var defaultLimit = 20
+        public var maxLimit = 100
+        /// How often the store's CURRENT pointer and the blocklist file are checked, seconds.
+        public var reloadIntervalSeconds = 1.0
+        /// Optional file of blocked video ids, one per line ('#' comments).
+        public var blocklistPath = ""
+        /// The already-seen memory: users remembered, videos per user, and how long an entry lives.
+        public var seenMaxUsers = 1_000_000
+        public var seenMaxPerUser = 200
+        public var seenTTLHours = 24.0
+    }
+
+    public var data = Data()
+    public var refresh = Refresh()
+    public var store = Store()
+    public var lookupd = Lookupd()
+
+    public init() {}
+
+    /// Every key the file may hold, as `section.key`.
+    public static let knownKeys: Set<String> = [
+        "data.relevance_watch_fraction", "data.max_bad_row_fraction",
+        "refresh.active_days", "refresh.list_size", "refresh.fallback_list_size", "refresh.candidates_per_source",
+        "refresh.popular_half_life_hours", "refresh.popular_window_days", "refresh.min_popular_list_interactions",
+        "refresh.block_users", "refresh.threads",
+        "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
+        "lookupd.listen", "lookupd.threads", "lookupd.max_header_bytes", "lookupd.max_body_bytes",
+        "lookupd.max_connections", "lookupd.idle_timeout_seconds", "lookupd.default_limit", "lookupd.max_limit",
+        "lookupd.reload_interval_seconds", "lookupd.blocklist_path", "lookupd.seen_max_users",
+        "lookupd.seen_max_per_user", "lookupd.seen_ttl_hours",
+    ]
+
+    public init(file: ConfigFile) throws {
+        let unknown = file.unknownKeys(known: Self.knownKeys)
+        if !unknown.isEmpty {
+            throw HomefeedError("unknown config keys: \(unknown.map { "\($0) (\(file.where_($0)))" }.joined(separator: ", "))")
+        }
+        try file.double("data.relevance_watch_fraction", &data.relevanceWatchFraction)
+        try file.double("data.max_bad_row_fraction", &data.maxBadRowFraction)
+        try file.int("refresh.active_days", &refresh.activeDays)
+        try file.int("refresh.list_size", &refresh.listSize)
+        try file.int("refresh.fallback_list_size", &refresh.fallbackListSize)
+        try file.int("refresh.candidates_per_source", &refresh.candidatesPerSource)
+        try file.double("refresh.popular_half_life_hours", &refresh.popularHalfLifeHours)
+        try file.int("refresh.popular_window_days", &refresh.popularWindowDays)
+        try file.double("refresh.min_popular_list_interactions", &refresh.minPopularListInteractions)
+        try file.int("refresh.block_users", &refresh.blockUsers)
+        try file.int("refresh.threads", &refresh.threads)
+        try file.int("store.keep_versions", &store.keepVersions)
+        try file.double("store.guard_max_drop", &store.guardMaxDrop)
+        try file.int("store.block_cache_mb", &store.blockCacheMB)
+        file.string("lookupd.listen", &lookupd.listen)
+        try file.int("lookupd.threads", &lookupd.threads)
+        try file.int("lookupd.max_header_bytes", &lookupd.maxHeaderBytes)
+        try file.int("lookupd.max_body_bytes", &lookupd.maxBodyBytes)
+        try file.int("lookupd.max_connections", &lookupd.maxConnections)
+        try file.double("lookupd.idle_timeout_seconds", &lookupd.idleTimeoutSeconds)
+        try file.int("lookupd.default_limit", &lookupd.defaultLimit)
+        try file.int("lookupd.max_limit", &lookupd.maxLimit)
+        try file.double("lookupd.reload_interval_seconds", &lookupd.reloadIntervalSeconds)
+        file.string("lookupd.blocklist_path", &lookupd.blocklistPath)
+        try file.int("lookupd.seen_max_users", &lookupd.seenMaxUsers)
+        try file.int("lookupd.seen_max_per_user", &lookupd.seenMaxPerUser)
+        try file.double("lookupd.seen_ttl_hours", &lookupd.seenTTLHours)
+        try validate()
+    }
+
+    /// Loads a config file; nil path = the defaults.
+    public static func load(path: String?) throws -> HomefeedConfig {
+        guard let path else { return HomefeedConfig() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw HomefeedError("cannot read config file \(path)")
+        }
+        return try HomefeedConfig(file: ConfigFile(text: String(decoding: data, as: UTF8.self), path: path))
+    }
+
+    public func validate() throws {
+        func check(_ ok: Bool, _ what: String) throws { if !ok { throw HomefeedError("config: \(what)") } }
+        try check((0.0...1.0).contains(data.relevanceWatchFraction), "data.relevance_watch_fraction must be in [0, 1]")
+        try check((0.0...1.0).contains(data.maxBadRowFraction), "data.max_bad_row_fraction must be in [0, 1]")
+        try check(refresh.activeDays >= 0, "refresh.active_days must be ≥ 0")
+        try check((1...1000).contains(refresh.listSize), "refresh.list_size must be in 1...1000")
+        try check((1...10000).contains(refresh.fallbackListSize), "refresh.fallback_list_size must be in 1...10000")
+        try check(refresh.candidatesPerSource >= refresh.listSize, "refresh.candidates_per_source must be ≥ list_size")
+        try check(refresh.popularHalfLifeHours > 0, "refresh.popular_half_life_hours must be > 0")
+        try check(refresh.blockUsers > 0, "refresh.block_users must be > 0")
+        try check(refresh.threads >= 0, "refresh.threads must be ≥ 0")
+        try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
+        try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
+        try check(lookupd.defaultLimit >= 1 && lookupd.defaultLimit <= lookupd.maxLimit, "lookupd.default_limit must be in 1...max_limit")
+        try check(lookupd.reloadIntervalSeconds > 0, "lookupd.reload_interval_seconds must be > 0")
+        try check(lookupd.seenMaxPerUser >= 0 && lookupd.seenMaxUsers >= 0, "lookupd.seen_* must be ≥ 0")
+    }
+
+    /// A stable digest of the effective configuration (recorded with each version).
+    public var digest: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let bytes = (try? enc.encode(self)) ?? Foundation.Data()
+        return hex(StableHash.fnv1a64(bytes))
+    }
+}
+
+public func hex(_ v: UInt64) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 16 - s.count) + s
+}
+
+/// Worker threads to use: the configured count, or all cores when 0.
+public func effectiveThreads(_ configured: Int) -> Int {
+    configured > 0 ? configured : max(1, ProcessInfo.processInfo.activeProcessorCount)
+}

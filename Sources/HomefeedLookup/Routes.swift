@@ -1,0 +1,119 @@
+import Foundation
+import HomefeedCore
+import HomefeedHTTP
+import HomefeedStore
+
+/// Routing and the small endpoints. The recommendation endpoint is in Recommend.swift.
+extension LookupService {
+    public func handle(_ request: borrowing HTTPRequest, _ response: inout HTTPResponse) {
+        let t0 = TimeFormat.monotonic()
+        let route = dispatch(request, &response)
+        metrics.record(route: route, status: response.status, seconds: TimeFormat.monotonic() - t0)
+    }
+
+    private func dispatch(_ request: borrowing HTTPRequest, _ response: inout HTTPResponse) -> LookupMetrics.Route {
+        let path = request.path
+        let method = request.method
+        let usersPrefix: StaticString = "/v1/users/"
+        if path.count > usersPrefix.utf8CodeUnitCount,
+           memcmp(path.baseAddress!, usersPrefix.utf8Start, usersPrefix.utf8CodeUnitCount) == 0 {
+            // /v1/users/{id}/recommendations | /v1/users/{id}/seen
+            let rest = UnsafeRawBufferPointer(rebasing: path[usersPrefix.utf8CodeUnitCount...])
+            guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash > 0 else {
+                error(&response, 404, "no such route: \(request.pathString)"); return .other
+            }
+            let rawID = UnsafeRawBufferPointer(rebasing: rest[..<slash])
+            let action = UnsafeRawBufferPointer(rebasing: rest[(slash + 1)...])
+            if action.elementsEqual("recommendations".utf8) {
+                guard method == .get || method == .head else {
+                    error(&response, 405, "use GET for /v1/users/{id}/recommendations"); return .recommendations
+                }
+                let query = request.query
+                withUserID(rawID, &response) { id, resp in recommend(userID: id, query: query, &resp) }
+                return .recommendations
+            }
+            if action.elementsEqual("seen".utf8) {
+                guard method == .post else {
+                    error(&response, 405, "use POST for /v1/users/{id}/seen"); return .seen
+                }
+                let body = request.body
+                withUserID(rawID, &response) { id, resp in recordSeen(userID: id, body: body, &resp) }
+                return .seen
+            }
+            error(&response, 404, "no such route: \(request.pathString)")
+            return .other
+        }
+        if request.pathIs("/healthz") {
+            response.body.append(contentsOf: #"{"status":"ok"}"#.utf8)
+            return .healthz
+        }
+        if request.pathIs("/readyz") {
+            if let s = current {
+                response.body.append(contentsOf: #"{"status":"ready","version":"#.utf8)
+                response.body.append(contentsOf: JSONText.escaped(s.version.name))
+                response.body.append(UInt8(ascii: "}"))
+            } else {
+                error(&response, 503, "no store version is open yet")
+            }
+            return .readyz
+        }
+        if request.pathIs("/metrics") {
+            response.contentType = "text/plain; version=0.0.4"
+            let stats = serverStats.withLock { $0 }?()
+            response.body.append(contentsOf: metrics.render(state: current, server: stats, seenUsers: seen.userCount).utf8)
+            return .metrics
+        }
+        if request.pathIs("/v1/version") {
+            guard let s = current else { error(&response, 503, "no store version is open yet"); return .version }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            response.body.append(contentsOf: (try? enc.encode(s.version.metadata)) ?? Data())
+            return .version
+        }
+        error(&response, 404, "no such route: \(request.pathString)")
+        return .other
+    }
+
+    /// Hands the percent-decoded user id to `body`, or answers 400.
+    private func withUserID(_ raw: UnsafeRawBufferPointer, _ response: inout HTTPResponse,
+                            _ body: (UnsafeRawBufferPointer, inout HTTPResponse) -> Void) {
+        if !PercentDecoding.needsDecoding(raw, plusIsSpace: false) {
+            guard raw.count <= 256 else { error(&response, 400, "user id longer than 256 bytes"); return }
+            body(raw, &response)
+            return
+        }
+        var decoded: [UInt8] = []
+        guard PercentDecoding.decode(raw, plusIsSpace: false, into: &decoded), !decoded.isEmpty, decoded.count <= 256 else {
+            error(&response, 400, "malformed user id in path"); return
+        }
+        decoded.withUnsafeBytes { body($0, &response) }
+    }
+
+    /// POST /v1/users/{id}/seen with `["v1","v2"]` or `{"video_ids":["v1","v2"]}`.
+    private func recordSeen(userID: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, _ response: inout HTTPResponse) {
+        let parsed = try? JSONSerialization.jsonObject(with: Data(body), options: [])
+        let list = (parsed as? [Any]) ?? ((parsed as? [String: Any])?["video_ids"] as? [Any])
+        guard let list, let ids = list as? [String] else {
+            error(&response, 400, #"body must be a JSON list of video ids, e.g. ["v1","v2"], or {"video_ids":[...]}"#)
+            return
+        }
+        guard ids.count <= 10_000, ids.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 }) else {
+            error(&response, 400, "at most 10000 video ids of 1 to 256 bytes each")
+            return
+        }
+        let user = String(decoding: userID, as: UTF8.self)
+        seen.record(user: user, videos: ids)
+        response.body.append(contentsOf: #"{"user_id":"#.utf8)
+        response.body.append(contentsOf: JSONText.escaped(user))
+        response.body.append(contentsOf: ",\"recorded\":\(ids.count)}".utf8)
+    }
+
+    func error(_ response: inout HTTPResponse, _ status: Int, _ message: String) {
+        response.status = status
+        response.contentType = "application/json"
+        response.body.removeAll(keepingCapacity: true)
+        response.body.append(contentsOf: #"{"error":"#.utf8)
+        response.body.append(contentsOf: JSONText.escaped(message))
+        response.body.append(UInt8(ascii: "}"))
+    }
+}

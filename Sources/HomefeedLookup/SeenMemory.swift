@@ -1,0 +1,69 @@
+import HomefeedCore
+import Synchronization
+
+/// The real-time "already seen" filter: videos a user was just shown, posted by the homepage, excluded from that
+/// user's next responses. Per process (the homepage routes a user to one replica); bounded in users and videos
+/// per user, entries expire after `ttl` seconds. 64 lock-striped shards keep threads from contending.
+public final class SeenMemory: Sendable {
+    struct Entry { var videos: [(id: String, expires: Double)] }
+    struct Shard { var users: [String: Entry] = [:]; var order: [String] = []; var orderHead = 0 }
+
+    final class Stripe: Sendable { let lock = Mutex(Shard()) }
+    private let shards: [Stripe]
+    private let maxUsersPerShard: Int
+    private let maxPerUser: Int
+    private let ttl: Double
+    private let users = Atomic<Int>(0)
+
+    public init(maxUsers: Int, maxPerUser: Int, ttlSeconds: Double) {
+        shards = (0..<64).map { _ in Stripe() }
+        maxUsersPerShard = max(1, (maxUsers + 63) / 64)
+        self.maxPerUser = maxPerUser
+        ttl = ttlSeconds
+    }
+
+    /// Users currently remembered (cheap check that lets lookups skip the memory entirely when it is empty).
+    public var userCount: Int { users.load(ordering: .relaxed) }
+
+    private func shard(_ user: String) -> Int { Int(StableHash.fnv1a64(user) & 63) }
+
+    /// Remembers `videos` for `user`; the newest `maxPerUser` are kept.
+    public func record(user: String, videos: [String], now: Double = TimeFormat.monotonic()) {
+        guard maxPerUser > 0, !videos.isEmpty else { return }
+        let expires = now + ttl
+        shards[shard(user)].lock.withLock { s in
+            if var e = s.users[user] {
+                e.videos.removeAll { $0.expires <= now || videos.contains($0.id) }
+                e.videos.append(contentsOf: videos.suffix(maxPerUser).map { ($0, expires) })
+                if e.videos.count > maxPerUser { e.videos.removeFirst(e.videos.count - maxPerUser) }
+                s.users[user] = e
+            } else {
+                // Evict the oldest users of this shard when full (insertion order approximates recency).
+                while s.users.count >= maxUsersPerShard && s.orderHead < s.order.count {
+                    let old = s.order[s.orderHead]
+                    s.orderHead += 1
+                    if s.users.removeValue(forKey: old) != nil { users.subtract(1, ordering: .relaxed) }
+                }
+                if s.orderHead > 4096 && s.orderHead * 2 > s.order.count {
+                    s.order.removeFirst(s.orderHead); s.orderHead = 0
+                }
+                s.users[user] = Entry(videos: videos.suffix(maxPerUser).map { ($0, expires) })
+                s.order.append(user)
+                users.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// The user's unexpired seen videos.
+    public func seen(user: String, now: Double = TimeFormat.monotonic()) -> [String] {
+        shards[shard(user)].lock.withLock { s in
+            guard let e = s.users[user] else { return [] }
+            let live = e.videos.filter { $0.expires > now }
+            if live.isEmpty {
+                s.users[user] = nil
+                users.subtract(1, ordering: .relaxed)
+            }
+            return live.map(\.id)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import HomefeedCore
+import HomefeedStore
+
+/// Written beside each shard's SST (`users-I-of-N.sst.json`): what the shard job saw, so the ingest step can check
+/// that all N shards are present and were computed from the same data.
+struct ShardManifest: Codable {
+    var shard: Int
+    var shardCount: Int
+    var counts: RunMetadata.Counts
+    var entries: Int
+    var sourceFiles: [RunMetadata.SourceFile]
+
+    init(shard: ShardSpec, counts: RunMetadata.Counts, entries: Int, sourceFiles: [RunMetadata.SourceFile]) {
+        self.shard = shard.index; shardCount = shard.count; self.counts = counts; self.entries = entries
+        self.sourceFiles = sourceFiles
+    }
+
+    func write(to path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    struct Collected { var files: [String] = []; var users = 0; var entries = 0; var activeUsers = 0; var count = 0 }
+
+    /// Reads every manifest in `dir`; all shards 0..<N of one N must be present, from the same input files.
+    static func collect(_ dir: String, expectedSources: [RunMetadata.SourceFile]) throws -> Collected {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let manifests = try names.filter { $0.hasPrefix("users-") && $0.hasSuffix(".sst.json") }.sorted().map { name -> ShardManifest in
+            guard let d = FileManager.default.contents(atPath: dir + "/" + name) else { throw HomefeedError("cannot read \(dir)/\(name)") }
+            do { return try JSONDecoder().decode(ShardManifest.self, from: d) }
+            catch { throw HomefeedError("\(dir)/\(name): unreadable shard manifest: \(error)") }
+        }
+        guard let n = manifests.first?.shardCount else { throw HomefeedError("no shard manifests (users-I-of-N.sst.json) in \(dir)") }
+        let seen = Set(manifests.filter { $0.shardCount == n }.map(\.shard))
+        guard manifests.allSatisfy({ $0.shardCount == n }), seen.count == n, manifests.count == n else {
+            let missing = (0..<n).filter { !seen.contains($0) }
+            throw HomefeedError("\(dir): incomplete shard set for N=\(n): missing \(missing.map(String.init).joined(separator: ", ")) (or mixed shard counts)")
+        }
+        var out = Collected()
+        out.count = n
+        for m in manifests {
+            guard m.sourceFiles == expectedSources else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) was computed from different input files than this run")
+            }
+            let spec = try ShardSpec(index: m.shard, count: n)
+            let sst = dir + "/" + spec.fileName
+            if m.counts.personalizedUsers > 0 {
+                guard FileManager.default.fileExists(atPath: sst) else { throw HomefeedError("missing shard file \(sst)") }
+                out.files.append(sst)
+            }
+            out.users += m.counts.personalizedUsers
+            out.entries += m.entries
+            out.activeUsers += m.counts.activeUsers
+        }
+        return out
+    }
+}

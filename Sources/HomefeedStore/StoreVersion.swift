@@ -1,0 +1,76 @@
+import Foundation
+import HomefeedCore
+
+/// One open, immutable version: concurrent lookups of user lists (pinned, zero-copy), the popular lists and the
+/// video table in memory. Shared by all daemon threads; closed when the last request holding it finishes.
+public final class StoreVersion: @unchecked Sendable {  // immutable after init; RocksDB reads are thread-safe
+    public let name: String
+    public let metadata: RunMetadata
+    public let videos: VideoTable
+    let popular: [[UInt8]: RecommendationList]
+    private let db: RocksDBReader
+
+    public init(store: VersionedStore, name: String, blockCacheMB: Int = 64) throws {
+        self.name = name
+        db = try RocksDBReader(path: store.path(of: name), blockCacheMB: blockCacheMB)
+        guard let metaBytes = try db.get(StoreKey.runMetadata) else {
+            throw HomefeedError("version \(name) has no run metadata: not a complete Homefeed version")
+        }
+        let meta: RunMetadata
+        do { meta = try JSONDecoder().decode(RunMetadata.self, from: Data(metaBytes)) }
+        catch { throw HomefeedError("version \(name): unreadable run metadata: \(error)") }
+        guard meta.storeFormat == 1 else {
+            throw HomefeedError("version \(name) has store format \(meta.storeFormat); this build reads format 1")
+        }
+        metadata = meta
+        var table = VideoTable()
+        var expected: UInt32 = 0
+        try db.scan(prefix: [StoreKey.videoPrefix]) { k, v in
+            guard k.count == 5 else { throw HomefeedError("version \(name): bad video key") }
+            let idx = UInt32(bigEndian: k.loadUnaligned(fromByteOffset: 1, as: UInt32.self))
+            guard idx == expected else { throw HomefeedError("version \(name): video table has a gap at \(expected)") }
+            table.append(try VideoRecord.decode(v))
+            expected += 1
+            return true
+        }
+        videos = table
+        var lists: [[UInt8]: RecommendationList] = [:]
+        try db.scan(prefix: [StoreKey.popularPrefix]) { k, v in
+            lists[[UInt8](k)] = try ListCodec.decode(v)
+            return true
+        }
+        popular = lists
+    }
+
+    /// Hands the user's encoded list to `body` (nil when the user has none). `key` is caller-owned scratch space.
+    @inlinable
+    public func withUserList<R>(_ userID: UnsafeRawBufferPointer, key: inout [UInt8], _ body: (ListView?) throws -> R) throws -> R {
+        StoreKey.user(userID, into: &key)
+        return try key.withUnsafeBytes { k in
+            try readValue(k) { bytes in try body(bytes.map { try ListView($0) }) }
+        }
+    }
+
+    @usableFromInline
+    func readValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+        try db.withValue(key, body)
+    }
+
+    /// The user's decoded list, or nil (tests, tools).
+    public func userList(_ userID: String) throws -> RecommendationList? {
+        try StoreKey.user(userID).withUnsafeBytes { k in try readValue(k) { try $0.map(ListCodec.decode) } }
+    }
+
+    public func popularList(_ scope: PopularScope, _ code: String = "") -> RecommendationList? {
+        popular[StoreKey.popular(scope, code)]
+    }
+
+    /// Every user list in key order (export, checks).
+    public func forEachUser(_ body: (String, ListView) throws -> Void) throws {
+        try db.scan(prefix: [StoreKey.userPrefix]) { k, v in
+            let id = String(decoding: StoreKey.userID(fromKey: k), as: UTF8.self)
+            try body(id, try ListView(v))
+            return true
+        }
+    }
+}

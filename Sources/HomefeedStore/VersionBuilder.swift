@@ -1,0 +1,195 @@
+import Foundation
+import Glibc
+import HomefeedCore
+
+/// Assembles one new version in `STORE/tmp/` from sorted SST files, then moves it into `versions/` complete.
+/// Nothing under `versions/` or CURRENT changes until `finish` (build) and `VersionedStore.publish` (serve).
+///
+/// Files, all written with SstFileWriter in key order and ingested at once (their key ranges do not overlap):
+/// `meta.sst` (M), `popular.sst` (P), `users-I-of-N.sst` (U, one per shard), `videos.sst` (V).
+public final class VersionBuilder {
+    public let store: VersionedStore
+    public let name: String
+    let dbDir: String
+    let sstDir: String
+    private var sstFiles: [String] = []
+
+    public init(store: VersionedStore, createdAt: Int64) throws {
+        self.store = store
+        name = store.nextVersionName(createdAt: createdAt)
+        dbDir = store.tmpDir + "/" + name
+        sstDir = store.tmpDir + "/" + name + ".sst"
+        try FileManager.default.createDirectory(atPath: sstDir, withIntermediateDirectories: true)
+    }
+
+    /// A writer for this version's user lists of `shard`.
+    public func userListWriter(shard: ShardSpec = .all) throws -> UserListWriter {
+        try UserListWriter(path: sstDir + "/" + shard.fileName, shard: shard) { [unowned self] in self.sstFiles.append($0) }
+    }
+
+    /// Adds user-list SSTs computed elsewhere (`run --shard I/N`); they are linked, not copied, when possible.
+    public func addUserListFiles(_ paths: [String]) { sstFiles.append(contentsOf: paths) }
+
+    public func writePopular(_ lists: [(scope: PopularScope, code: String, list: RecommendationList)]) throws {
+        let entries = lists.map { (StoreKey.popular($0.scope, $0.code), ListCodec.encode($0.list)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        try writeSST("popular.sst", entries)
+    }
+
+    public func writeVideos(_ records: [VideoRecord]) throws {
+        let w = try SSTFileWriter(path: sstDir + "/videos.sst")
+        var value: [UInt8] = []
+        for (i, r) in records.enumerated() {
+            r.encode(into: &value)
+            try w.put(StoreKey.video(UInt32(i)), value)
+        }
+        if try w.finish() { sstFiles.append(w.path) }
+    }
+
+    private func writeSST(_ file: String, _ entries: [([UInt8], [UInt8])]) throws {
+        let w = try SSTFileWriter(path: sstDir + "/" + file)
+        for (k, v) in entries { try w.put(k, v) }
+        if try w.finish() { sstFiles.append(w.path) }
+    }
+
+    /// Ingests everything with the metadata, closes the database and moves it to `versions/NAME`.
+    public func finish(metadata: RunMetadata) throws {
+        var meta = metadata
+        meta.version = name
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try enc.encode(meta)
+        try writeSST("meta.sst", [(StoreKey.runMetadata, [UInt8](json))])
+        do {
+            let db = try RocksDBBuilder(path: dbDir)
+            try db.ingest(sstFiles)
+        }
+        try writeFileSynced(dbDir + "/meta.json", [UInt8](json))  // durable before the rename publishes the dir
+        try fsyncDirectory(dbDir)
+        try FileManager.default.createDirectory(atPath: store.versionsDir, withIntermediateDirectories: true)
+        let target = store.path(of: name)
+        guard rename(dbDir, target) == 0 else {
+            throw HomefeedError("cannot move \(dbDir) to \(target): \(String(cString: strerror(errno)))")
+        }
+        try fsyncDirectory(store.versionsDir)
+        try? FileManager.default.removeItem(atPath: sstDir)
+    }
+
+    /// Drops a build that will not be finished.
+    public func abandon() {
+        try? FileManager.default.removeItem(atPath: dbDir)
+        try? FileManager.default.removeItem(atPath: sstDir)
+    }
+}
+
+/// Writes `bytes` to a new file at `path` and fsyncs it (the caller fsyncs the directory).
+func writeFileSynced(_ path: String, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw HomefeedError("cannot create \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var off = 0
+    while off < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw HomefeedError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        off += n
+    }
+    guard fsync(fd) == 0 else { throw HomefeedError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
+}
+
+/// Streams user lists into one SST; users must arrive in key order (hash, then id), which `UserOrder` gives.
+public final class UserListWriter {
+    private let sst: SSTFileWriter
+    public let shard: ShardSpec
+    private var key: [UInt8] = []
+    private var lastKey: [UInt8] = []
+    private var value: [UInt8] = []
+    private let onFinish: (String) -> Void
+    public private(set) var users = 0
+    public private(set) var entries = 0
+
+    init(path: String, shard: ShardSpec, onFinish: @escaping (String) -> Void) throws {
+        sst = try SSTFileWriter(path: path)
+        self.shard = shard
+        self.onFinish = onFinish
+    }
+
+    /// A standalone writer for `run --shard` (no version being built).
+    public convenience init(path: String, shard: ShardSpec) throws {
+        try self.init(path: path, shard: shard) { _ in }
+    }
+
+    public var path: String { sst.path }
+    public var bytesWritten: Int { sst.keyValueBytes }
+
+    public func add(userID: UnsafeRawBufferPointer, list: RecommendationList) throws {
+        StoreKey.user(userID, into: &key)
+        let hash = key.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
+        guard shard.contains(hash: hash) else {
+            throw HomefeedError("user '\(String(decoding: userID, as: UTF8.self))' does not belong to shard \(shard)")
+        }
+        guard users == 0 || lastKey.lexicographicallyPrecedes(key) else {
+            throw HomefeedError("user lists out of key order at user '\(String(decoding: userID, as: UTF8.self))'")
+        }
+        ListCodec.encode(list, into: &value)
+        try key.withUnsafeBytes { k in try value.withUnsafeBytes { v in try sst.put(k, v) } }
+        swap(&key, &lastKey)
+        users += 1
+        entries += list.count
+    }
+
+    public func add(userID: String, list: RecommendationList) throws {
+        var s = userID
+        try s.withUTF8 { try add(userID: UnsafeRawBufferPointer($0), list: list) }
+    }
+
+    /// Finishes the file; returns its path, or nil when the shard had no user.
+    @discardableResult
+    public func finish() throws -> String? {
+        guard try sst.finish() else { return nil }
+        onFinish(sst.path)
+        return sst.path
+    }
+}
+
+/// Sort order of users in the store: by FNV-1a-64 of the id, then by id bytes (the bytewise key order).
+public enum UserOrder {
+    public static func hash(_ id: UnsafeRawBufferPointer) -> UInt64 { StableHash.fnv1a64(id) }
+}
+
+extension VersionedStore {
+    /// Serves `version` unless the publish guard objects (see `PublishGuard`); then prunes old versions.
+    /// When the store is pinned the version is kept but not served, and `.pinned` is returned.
+    public func publish(_ version: String, force: Bool, guardMaxDrop: Double, keep: Int) throws -> PublishOutcome {
+        if let pin = try pinned() { return .pinned(pin) }
+        if let served = try current(), !force {
+            let old = try metadata(of: served), new = try metadata(of: version)
+            if let reason = PublishGuard.objection(old: old.counts, new: new.counts, maxDrop: guardMaxDrop) {
+                throw HomefeedError("publish guard refused \(version) against served \(served): \(reason); the version is kept unpublished (use --force to publish anyway)")
+            }
+        }
+        try setCurrent(version)
+        let pruned = try prune(keep: keep)
+        return .published(pruned: pruned)
+    }
+}
+
+public enum PublishOutcome: Equatable, Sendable {
+    case published(pruned: [String])
+    case pinned(String)
+}
+
+/// Refuses a version that looks broken next to the one served: far fewer personalized users or much shorter lists.
+public enum PublishGuard {
+    public static func objection(old: RunMetadata.Counts, new: RunMetadata.Counts, maxDrop: Double) -> String? {
+        func drop(_ a: Double, _ b: Double) -> Double { a > 0 ? (a - b) / a : 0 }
+        let users = drop(Double(old.personalizedUsers), Double(new.personalizedUsers))
+        if users > maxDrop {
+            return "personalized users fell from \(old.personalizedUsers) to \(new.personalizedUsers) (more than \(Int((maxDrop * 100).rounded()))%)"
+        }
+        let len = drop(old.meanListLength, new.meanListLength)
+        if len > maxDrop {
+            return "mean list length fell from \(Format.fixed(old.meanListLength, 1)) to \(Format.fixed(new.meanListLength, 1)) (more than \(Int((maxDrop * 100).rounded()))%)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import HomefeedCore
+import HomefeedData
+import HomefeedPipeline
+import HomefeedStore
+import HomefeedSynthetic
+
+enum Commands {
+    /// Parses a subcommand's options; prints help and exits 0 on --help.
+    static func parse(_ command: String, _ usage: String, _ options: [Arguments.Option], _ args: [String],
+                      positionals: Int = 0) throws -> Arguments {
+        let a = try Arguments(command: "homefeed-batch \(command)", usage: "homefeed-batch \(command) \(usage)",
+                              options: options, args: args)
+        if a.helpRequested { printOut(a.helpText); exit(0) }
+        guard a.positionals.count == positionals else {
+            throw HomefeedError("homefeed-batch \(command): expected \(positionals) positional argument(s), got \(a.positionals.count) (see --help)")
+        }
+        return a
+    }
+
+    static func generate(_ argv: [String]) throws {
+        let a = try parse("generate", "--out DIR [--users N] [--videos M] [--seed S]", [
+            .init("out", "DIR", "folder to write users.csv, videos.csv, interactions.csv into (required)"),
+            .init("users", "N", "number of users (default \(GeneratorConfig().users))"),
+            .init("videos", "M", "number of videos (default \(GeneratorConfig().videos))"),
+            .init("seed", "S", "random seed (default \(GeneratorConfig().seed)); the same seed gives the same files"),
+            .init("quiet", nil, "no progress output"),
+        ], argv)
+        var g = GeneratorConfig()
+        if let u = try a.int("users") { g.users = u }
+        if let v = try a.int("videos") { g.videos = v }
+        if let s = try a.int("seed") { g.seed = UInt64(truncatingIfNeeded: s) }
+        let out = try a.required("out")
+        let t0 = TimeFormat.monotonic()
+        let summary = try Generator.generate(g, out: out, progress: !a.flag("quiet"))
+        printOut("generate: \(summary) in \(out) (\(Format.seconds(TimeFormat.monotonic() - t0)))")
+    }
+
+    static func importMovieLens(_ argv: [String]) throws {
+        let a = try parse("import-movielens", "SOURCE_DIR --out DIR [--ratings FILE]", [
+            .init("out", "DIR", "folder to write the dataset into (required)"),
+            .init("ratings", "FILE", "use this ratings file instead (tab-separated user item rating timestamp, e.g. a split's train.tsv)"),
+            .init("like-threshold", "R", "ratings ≥ R also add a like (default 4)"),
+            .init("dislike-threshold", "R", "ratings ≤ R become dislikes instead of watches (default: none)"),
+        ], argv, positionals: 1)
+        let t0 = TimeFormat.monotonic()
+        let summary = try MovieLensImporter.importMovieLens(
+            source: a.positionals[0], out: try a.required("out"), ratingsOverride: a.string("ratings"),
+            likeThreshold: try a.double("like-threshold") ?? 4, dislikeThreshold: try a.double("dislike-threshold"))
+        printOut("import-movielens: \(summary) (\(Format.seconds(TimeFormat.monotonic() - t0)))")
+    }
+
+    static func run(_ argv: [String]) throws {
+        let a = try parse("run", "--data DIR --store DIR [--config FILE] [--now TIME] [--active-days N] [--shard I/N] [--ingest-shards DIR] [--force]", [
+            .init("data", "DIR", "dataset folder (users.csv, videos.csv, interactions.csv; see docs/DATA.md) (required)"),
+            .init("store", "DIR", "store directory; a new version is published into it (required)"),
+            .init("config", "FILE", "config file (default: built-in defaults, documented in conf/homefeed.toml)"),
+            .init("now", "TIME", "the data's now, Unix seconds or ISO 8601 (default: the newest interaction)"),
+            .init("active-days", "N", "refresh users active in the last N days; 0 = every user with history"),
+            .init("shard", "I/N", "compute only shard I of N of the users and write users-I-of-N.sst (no version)"),
+            .init("shard-out", "DIR", "where --shard writes its SST (default STORE/shards)"),
+            .init("ingest-shards", "DIR", "build the version from the users-I-of-N.sst files of --shard jobs in DIR"),
+            .init("threads", "N", "worker threads (default: all cores)"),
+            .init("force", nil, "publish even when the publish guard objects"),
+            .init("quiet", nil, "no progress output"),
+        ], argv)
+        var config = try HomefeedConfig.load(path: a.string("config"))
+        if let t = try a.int("threads") { config.refresh.threads = t }
+        try config.validate()
+        var opt = RefreshOptions(dataDir: try a.required("data"), storeDir: try a.required("store"))
+        opt.now = try a.time("now")
+        opt.activeDays = try a.int("active-days")
+        if let d = opt.activeDays, d < 0 { throw HomefeedError("--active-days must be ≥ 0") }
+        opt.shard = try a.string("shard").map(ShardSpec.init(parsing:))
+        opt.shardOut = a.string("shard-out")
+        opt.ingestShards = a.string("ingest-shards")
+        if opt.shard != nil && opt.ingestShards != nil { throw HomefeedError("--shard and --ingest-shards are separate steps") }
+        opt.force = a.flag("force")
+        opt.quiet = a.flag("quiet")
+        let summary = try Refresh.run(opt, config: config)
+        printOut(summary.line)
+    }
+
+    static func versions(_ argv: [String]) throws {
+        let a = try parse("versions", "--store DIR", [.init("store", "DIR", "store directory (required)")], argv)
+        let store = VersionedStore(root: try a.required("store"))
+        let current = try store.current(), pinned = try store.pinned()
+        let all = store.versions()
+        if all.isEmpty { printOut("no versions in \(store.root)"); return }
+        printOut("VERSION                     STATE            CREATED               AS OF                 USERS      MEAN LEN  POPULAR")
+        for v in all.reversed() {
+            var state = v == current ? "served" : ""
+            if v == pinned { state += state.isEmpty ? "pinned" : "+pinned" }
+            let pad = { (s: String, n: Int) in s + String(repeating: " ", count: max(1, n - s.count)) }
+            if let m = try? store.metadata(of: v) {
+                printOut(pad(v, 28) + pad(state, 17) + pad(TimeFormat.iso8601(m.createdAt), 22) + pad(TimeFormat.iso8601(m.asOf), 22)
+                         + pad(String(m.counts.personalizedUsers), 11) + pad(Format.fixed(m.counts.meanListLength, 1), 10) + String(m.counts.popularLists))
+            } else {
+                printOut(pad(v, 28) + pad(state, 17) + "(unreadable meta.json)")
+            }
+        }
+    }
+
+    static func rollback(_ argv: [String]) throws {
+        let a = try parse("rollback", "--store DIR [--to VERSION]", [
+            .init("store", "DIR", "store directory (required)"),
+            .init("to", "VERSION", "version to serve (default: the one before the served version)"),
+        ], argv)
+        let store = VersionedStore(root: try a.required("store"))
+        let lock = try store.lock()
+        defer { lock.release() }
+        let all = store.versions()
+        let target: String
+        if let to = a.string("to") {
+            guard all.contains(to) else { throw HomefeedError("no version '\(to)' in \(store.versionsDir); see homefeed-batch versions") }
+            target = to
+        } else {
+            guard let cur = try store.current(), let i = all.firstIndex(of: cur), i > 0 else {
+                throw HomefeedError("no earlier version to roll back to (see homefeed-batch versions)")
+            }
+            target = all[i - 1]
+        }
+        try store.setCurrent(target)
+        try store.pin(target)
+        printOut("rollback: serving \(target), pinned (runs build new versions but do not publish until homefeed-batch unpin)")
+    }
+
+    static func unpin(_ argv: [String]) throws {
+        let a = try parse("unpin", "--store DIR", [.init("store", "DIR", "store directory (required)")], argv)
+        let store = VersionedStore(root: try a.required("store"))
+        let lock = try store.lock()
+        defer { lock.release() }
+        let was = try store.pinned()
+        try store.unpin()
+        printOut(was.map { "unpin: \($0) is no longer pinned; the next run publishes again" } ?? "unpin: the store was not pinned")
+    }
+
+    static func export(_ argv: [String]) throws {
+        let a = try parse("export", "--store DIR [--out FILE] [--version V]", [
+            .init("store", "DIR", "store directory (required)"),
+            .init("out", "FILE", "output file (default: standard output)"),
+            .init("version", "V", "export this version instead of the served one"),
+        ], argv)
+        let n = try Export.run(storeDir: try a.required("store"), version: a.string("version"), out: a.string("out"))
+        if let out = a.string("out") { printOut("export: \(n) users → \(out)") }
+    }
+}

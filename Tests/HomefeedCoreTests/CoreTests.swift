@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import HomefeedCore
+
+@Suite struct StableHashTests {
+    @Test func fnv1a64IsPinned() {
+        // Persisted in store keys and shard ranges: these values must never change.
+        #expect(StableHash.fnv1a64("") == 0xcbf2_9ce4_8422_2325)
+        #expect(StableHash.fnv1a64("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(StableHash.fnv1a64("foobar") == 0x8594_4171_f739_67e8)
+    }
+
+    @Test func seededRandomIsDeterministic() {
+        var a = SeededRandom(seed: 42), b = SeededRandom(seed: 42), c = SeededRandom(seed: 43)
+        let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }
+        #expect(xa == xb)
+        #expect(xa != xc)
+        var r = SeededRandom(seed: 1)
+        for _ in 0..<1000 { let v = r.nextInt(7); #expect(v >= 0 && v < 7) }
+    }
+}
+
+@Suite struct TimeFormatTests {
+    @Test func parsesSecondsAndISO() {
+        #expect(TimeFormat.parse("1732300000") == 1_732_300_000)
+        #expect(TimeFormat.parse("1970-01-01T00:00:00Z") == 0)
+        #expect(TimeFormat.parse("2024-11-22T18:26:40Z") == 1_732_300_000)
+        #expect(TimeFormat.parse("2024-11-22T18:26:40.123Z") == 1_732_300_000)
+        #expect(TimeFormat.parse("2024-11-22T20:26:40+02:00") == 1_732_300_000)
+        #expect(TimeFormat.parse("2024-11-22") == 1_732_233_600)
+        #expect(TimeFormat.parse("2000-02-29T00:00:00Z") == 951_782_400)
+    }
+
+    @Test func rejectsGarbage() {
+        for bad in ["", "abc", "12x", "2024-13-01", "2024-11-22T25:00:00Z", "2024-11-22T18:26:40Zjunk", "-"] {
+            #expect(TimeFormat.parse(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func formatsRoundTrip() {
+        for t: Int64 in [0, 951_782_400, 1_732_300_000, -86_400] {
+            #expect(TimeFormat.parse(TimeFormat.iso8601(t)) == t)
+        }
+        #expect(TimeFormat.iso8601(1_732_300_000) == "2024-11-22T18:26:40Z")
+        #expect(TimeFormat.compact(1_732_300_000) == "20241122T182640Z")
+    }
+}
+
+@Suite struct ArgumentsTests {
+    let opts: [Arguments.Option] = [.init("store", "DIR", "store"), .init("force", nil, "force"), .init("limit", "N", "n")]
+
+    @Test func parsesForms() throws {
+        let a = try Arguments(command: "t", usage: "t", options: opts, args: ["--store", "/s", "--force", "--limit=5", "pos"])
+        #expect(a.string("store") == "/s")
+        #expect(a.flag("force"))
+        #expect(try a.int("limit") == 5)
+        #expect(a.positionals == ["pos"])
+    }
+
+    @Test func reportsErrors() throws {
+        #expect(throws: HomefeedError.self) { try Arguments(command: "t", usage: "t", options: opts, args: ["--nope"]) }
+        #expect(throws: HomefeedError.self) { try Arguments(command: "t", usage: "t", options: opts, args: ["--store"]) }
+        let a = try Arguments(command: "t", usage: "t", options: opts, args: ["--limit", "x"])
+        #expect(throws: HomefeedError.self) { try a.int("limit") }
+        #expect(try Arguments(command: "t", usage: "t", options: opts, args: ["--help"]).helpRequested)
+        #expect(try Arguments(command: "t", usage: "t", options: opts, args: []).helpText.contains("--store DIR"))
+    }
+}
+
+@Suite struct ConfigTests {
+    /// conf/homefeed.toml documents every key with its default: parsing it must give exactly the built-in defaults,
+    /// and it must mention every known key.
+    @Test func shippedConfigEqualsDefaults() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../conf/homefeed.toml").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let file = try ConfigFile(text: text, path: path)
+        #expect(Set(file.entries.keys) == HomefeedConfig.knownKeys)
+        #expect(try HomefeedConfig(file: file) == HomefeedConfig())
+    }
+
+    @Test func parsesAndValidates() throws {
+        let f = try ConfigFile(text: "# c\n[refresh]\nlist_size = 50 # inline\n[lookupd]\nlisten = \"0.0.0.0:9\"\n", path: "x.toml")
+        let c = try HomefeedConfig(file: f)
+        #expect(c.refresh.listSize == 50)
+        #expect(c.lookupd.listen == "0.0.0.0:9")
+        #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_sise = 5\n")) }
+        #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = abc\n")) }
+        #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = 0\n")) }
+        #expect(throws: HomefeedError.self) { try ConfigFile(text: "[refresh\n") }
+        do {
+            _ = try HomefeedConfig(file: ConfigFile(text: "[data]\nmax_bad_row_fraction = x\n", path: "my.toml"))
+            Issue.record("expected an error")
+        } catch let e as HomefeedError {
+            #expect(e.message.contains("my.toml:2"))
+        }
+    }
+
+    @Test func digestIsStableAndSensitive() {
+        var c = HomefeedConfig()
+        let d = c.digest
+        #expect(d == HomefeedConfig().digest)
+        c.refresh.listSize = 99
+        #expect(c.digest != d)
+    }
+}
+
+@Suite struct FormatTests {
+    @Test func fixed() {
+        #expect(Format.fixed(1.25, 1) == "1.3" || Format.fixed(1.25, 1) == "1.2")
+        #expect(Format.fixed(3, 2) == "3.00")
+        #expect(Format.fixed(-0.5, 1) == "-0.5")
+        #expect(Format.fixed(12.345, 0) == "12")
+        #expect(Format.bytes(2048) == "2.0 KiB")
+    }
+}
