@@ -45,13 +45,13 @@ let package = Package(
         .testTarget(name: "HomefeedCoreTests", dependencies: ["HomefeedCore"]),
         .testTarget(name: "HomefeedDataTests", dependencies: ["HomefeedData"]),
         .testTarget(name: "HomefeedSyntheticTests", dependencies: ["HomefeedSynthetic", "HomefeedData"]),
-        .testTarget(name: "HomefeedStoreTests", dependencies: ["HomefeedStore"]),
+        .testTarget(name: "HomefeedStoreTests", dependencies: ["HomefeedStore", "HomefeedCore"]),
         .testTarget(name: "HomefeedPipelineTests",
                     dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport"]),
         .testTarget(name: "HomefeedHTTPTests", dependencies: ["HomefeedHTTP"]),
         .testTarget(name: "HomefeedLookupTests",
                     dependencies: ["HomefeedLookup", "HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore",
-                                   "HomefeedHTTP", "HomefeedTestSupport"]),
+                                   "HomefeedHTTP", "HomefeedTestSupport", "HomefeedCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,7 +9,7 @@ public enum TimeFormat {
         let n = b.count
         if n == 0 { return nil }
         // Integer seconds (optionally negative).
-        if n < 4 || b[4] != UInt8(ascii: "-") {
+        if n < 5 || b[4] != UInt8(ascii: "-") {
             var i = 0, neg = false
             if b[0] == UInt8(ascii: "-") { neg = true; i = 1 }
             if i >= n || n - i > 18 { return nil }

@@ -9,12 +9,16 @@ public enum CSVIssue: Sendable, Equatable, CustomStringConvertible {
     case quoteInUnquotedField
     /// Text between a closing quote and the next delimiter or line end (`"ab"c`).
     case textAfterClosingQuote
+    /// A row longer than the reader's `maxRowBytes` (usually a stray quote swallowing the file); the reader skips
+    /// to the next line break.
+    case rowTooLong
 
     public var description: String {
         switch self {
         case .unterminatedQuote: "unterminated quoted field"
         case .quoteInUnquotedField: "quote inside an unquoted field"
         case .textAfterClosingQuote: "text after a closing quote"
+        case .rowTooLong: "row too long (unbalanced quote?)"
         }
     }
 }
@@ -86,6 +90,8 @@ public final class CSVReader {
     public let path: String
     public let delimiter: UInt8
     public let quoting: Bool
+    /// Longest row kept in memory; a longer one is reported as `.rowTooLong` and skipped.
+    public let maxRowBytes: Int
     /// Bytes read from the file so far.
     public private(set) var bytesRead = 0
 
@@ -107,13 +113,12 @@ public final class CSVReader {
     private var scratchCap = 4096
     private var scratchUsed = 0
     private var rowIssue: CSVIssue?
-    private var rowLine = 0
     private let classes: UnsafeMutablePointer<UInt8>   // 1 for bytes that end an unquoted run
 
     /// Opens `path`. `delimiter` is `,` by default (tab and `|` for MovieLens); `quoting: false` treats `"` as an
     /// ordinary byte (MovieLens `u.*` files). `chunkSize` is the read size (tests use tiny ones).
     public init(path: String, delimiter: UInt8 = UInt8(ascii: ","), quoting: Bool = true,
-                chunkSize: Int = 8 << 20) throws {
+                chunkSize: Int = 8 << 20, maxRowBytes: Int = 64 << 20) throws {
         if delimiter == 10 || delimiter == 13 || (quoting && delimiter == 34) {
             throw HomefeedError("CSV delimiter cannot be a line break or the quote character")
         }
@@ -123,6 +128,7 @@ public final class CSVReader {
         self.path = path
         self.delimiter = delimiter
         self.quoting = quoting
+        self.maxRowBytes = max(maxRowBytes, 1)
         cap = max(chunkSize, 1)
         buf = UnsafeMutableRawPointer.allocate(byteCount: cap, alignment: 16)
         starts = .allocate(capacity: fieldCap)
@@ -184,7 +190,18 @@ public final class CSVReader {
         }
         while true {
             let r = parseRow()
-            if r == Self.needMore { try refill(); continue }
+            if r == Self.needMore {
+                if end - pos >= maxRowBytes {
+                    let rowLine = line
+                    try skipLongRow()
+                    let row = CSVRow(line: rowLine, count: 0, issue: .rowTooLong, base: UnsafeRawPointer(buf),
+                                     scratch: UnsafeRawPointer(scratch), starts: starts, ends: ends)
+                    try body(row)
+                    return true
+                }
+                try refill()
+                continue
+            }
             if r == Self.atEOF { return false }
             // A row: [pos, r). Blank lines are skipped.
             let newlines = lineAdvance
@@ -344,6 +361,19 @@ public final class CSVReader {
         }
         lineAdvance = newlines
         return i + 1
+    }
+
+    /// Drops the current (too long) row up to and including the next line break, ignoring quotes.
+    private func skipLongRow() throws {
+        while true {
+            let p = buf.assumingMemoryBound(to: UInt8.self)
+            var i = pos
+            while i < end && p[i] != 10 { i += 1 }
+            if i < end { pos = i + 1; line += 1; return }
+            pos = end
+            if eof { return }
+            try refill()
+        }
     }
 
     /// Keeps the unparsed tail, grows the buffer when one row fills it, and reads the next chunk.

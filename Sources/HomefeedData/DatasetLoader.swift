@@ -40,6 +40,15 @@ public enum DatasetLoader {
             if examples.count < Tally.maxExamples { examples.append("\(file.file):\(line): \(detail())") }
         }
 
+        mutating func malformed(_ issue: CSVIssue, line: Int) {
+            if issue == .rowTooLong { bad("row too long", line: line, "\(issue)") }
+            else { bad("bad quoting", line: line, "bad quoting: \(issue)") }
+        }
+
+        mutating func wrongFieldCount(_ n: Int, expected: Int, line: Int) {
+            bad("wrong field count", line: line, "wrong field count (\(n) fields, expected \(expected))")
+        }
+
         /// Adds the file to the report and throws when its bad fraction is above the limit.
         mutating func finish(into report: inout LoadReport, maxBadFraction: Double) throws {
             file.seconds = TimeFormat.monotonic() - start
@@ -115,15 +124,12 @@ public enum DatasetLoader {
         ds.languages = Interner()
         try reader.forEachRow { row in
             t.file.rows += 1
-            if let issue = row.issue { t.bad("bad quoting", line: row.line, "\(issue)"); return }
+            if let issue = row.issue { t.malformed(issue, line: row.line); return }
             if row.count != header.count {
-                t.bad("wrong field count", line: row.line, "\(row.count) fields, expected \(header.count)"); return
+                t.wrongFieldCount(row.count, expected: header.count, line: row.line); return
             }
             let id = row[cId]
             guard isValidId(id) else { t.bad("bad user_id", line: row.line, "bad user_id \(quoted(id))"); return }
-            if users.ids.index(of: id) != nil {
-                t.bad("duplicate user_id", line: row.line, "duplicate user_id \(quoted(id))"); return
-            }
             let c = ByteParse.trim(row[cCountry])
             var country = CountryCode.unknown
             if c.count > 0 {
@@ -152,7 +158,9 @@ public enum DatasetLoader {
             guard let signup = optionalTime(row[cSignup]) else {
                 t.bad("bad signup_time", line: row.line, "bad signup_time \(quoted(row[cSignup]))"); return
             }
-            users.ids.append(id)
+            guard users.ids.appendIfNew(id) != nil else {
+                t.bad("duplicate user_id", line: row.line, "duplicate user_id \(quoted(id))"); return
+            }
             users.country.append(country)
             users.language.append(languages.intern(lang))
             users.age.append(age)
@@ -184,15 +192,12 @@ public enum DatasetLoader {
         var rowTags: [Int32] = []
         try reader.forEachRow { row in
             t.file.rows += 1
-            if let issue = row.issue { t.bad("bad quoting", line: row.line, "\(issue)"); return }
+            if let issue = row.issue { t.malformed(issue, line: row.line); return }
             if row.count != header.count {
-                t.bad("wrong field count", line: row.line, "\(row.count) fields, expected \(header.count)"); return
+                t.wrongFieldCount(row.count, expected: header.count, line: row.line); return
             }
             let id = row[cId]
             guard isValidId(id) else { t.bad("bad video_id", line: row.line, "bad video_id \(quoted(id))"); return }
-            if videos.ids.index(of: id) != nil {
-                t.bad("duplicate video_id", line: row.line, "duplicate video_id \(quoted(id))"); return
-            }
             let lang = ByteParse.trim(row[cLanguage])
             guard lang.count <= maxLanguageBytes else {
                 t.bad("bad language", line: row.line, "bad language \(quoted(lang))"); return
@@ -228,12 +233,14 @@ public enum DatasetLoader {
                 guard ok else { t.bad("bad availability", line: row.line, "bad availability \(quoted(av))"); return }
             }
             // Good row: append every column.
+            guard videos.ids.appendIfNew(id) != nil else {
+                t.bad("duplicate video_id", line: row.line, "duplicate video_id \(quoted(id))"); return
+            }
             rowTags.removeAll(keepingCapacity: true)
             ByteParse.forEachPart(row[cTags], separator: UInt8(ascii: "|")) { part in
                 let tag = tags.intern(part)
                 if !rowTags.contains(tag) { rowTags.append(tag) }
             }
-            videos.ids.append(id)
             videos.language.append(languages.intern(lang))
             videos.durationSeconds.append(Float(duration))
             videos.publishedAt.append(published)
@@ -298,22 +305,26 @@ public enum DatasetLoader {
         try users.withLookup { users in try videos.withLookup { videos in try reader.forEachRow { row in
             rows += 1
             if rows & (progressStep - 1) == 0 { prog?.add(progressStep) }
-            if let issue = row.issue { t.bad("bad quoting", line: row.line, "\(issue)"); return }
+            if let issue = row.issue { t.malformed(issue, line: row.line); return }
             if row.count != nColumns {
-                t.bad("wrong field count", line: row.line, "\(row.count) fields, expected \(nColumns)"); return
+                t.wrongFieldCount(row.count, expected: nColumns, line: row.line); return
             }
-            let u = row[cUser]
-            guard let user = users.index(of: u) else {
+            // Both table slots are loaded before either is probed, so their cache misses overlap.
+            let u = row[cUser], v = row[cVideo]
+            let hu = Interner.hash(u), hv = Interner.hash(v)
+            let fu = users.firstWord(hash: hu), fv = videos.firstWord(hash: hv)
+            let userIndex = users.index(of: u, hash: hu, first: fu)
+            let videoIndex = v.count > 0 ? videos.index(of: v, hash: hv, first: fv) : -1
+            guard let user = userIndex else {
                 t.bad("unknown user_id", line: row.line, "unknown user_id \(quoted(u))"); return
             }
             let e = row[cEvent]
             guard let ev = event(e) ?? event(ByteParse.trim(e)) else {
                 t.bad("unknown event", line: row.line, "unknown event \(quoted(e))"); return
             }
-            let v = row[cVideo]
             var video: Int32 = -1
             if v.count > 0 {
-                guard let vi = videos.index(of: v) else {
+                guard let vi = videoIndex else {
                     t.bad("unknown video_id", line: row.line, "unknown video_id \(quoted(v))"); return
                 }
                 video = vi

@@ -23,6 +23,17 @@ public struct ImportSummary: Sendable, Equatable {
     public init() {}
 }
 
+extension ImportSummary: CustomStringConvertible {
+    /// `ml-100k: 943 users, 1682 videos, 75066 ratings -> 75066 watches, 41546 likes, 0 dislikes (116612 rows)...`
+    public var description: String {
+        var s = "\(layout): \(users) users, \(videos) videos, \(ratings) ratings -> \(watches) watches, \(likes) likes, "
+            + "\(dislikes) dislikes (\(interactions) interaction rows)"
+        if tagsAdded > 0 { s += ", \(tagsAdded) tags from tags.csv" }
+        if skippedRows > 0 { s += ", \(skippedRows) input rows skipped (first: \(skippedExamples.prefix(3).joined(separator: "; ")))" }
+        return s
+    }
+}
+
 /// Converts MovieLens into the input contract (docs/DATA.md): users.csv, videos.csv, interactions.csv.
 public enum MovieLensImporter {
     /// Every movie gets this duration; a rating becomes a watch of the whole movie.

@@ -99,7 +99,8 @@ public struct HTTPClient {
     /// Sends one request (adds Host and, with a body or for POST/PUT, Content-Length) and reads the response.
     public func request(_ method: String = "GET", _ target: String, body: [UInt8] = [],
                         headers: [(String, String)] = []) throws(HTTPClientError) -> HTTPClientResponse {
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+        let hostHeader = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostHeader)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !body.isEmpty || method == "POST" || method == "PUT" { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"

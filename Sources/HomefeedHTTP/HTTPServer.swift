@@ -13,6 +13,9 @@ public final class HTTPServer: Sendable {
     private let shared = SharedServerState()
     private let boundPort = Atomic<Int>(0)
     private let lifecycle = Mutex(Lifecycle())
+    /// The workers' counters, apart from `lifecycle`: `stats` is read from handlers (e.g. a /metrics route), and
+    /// `stop()` holds `lifecycle` while it joins the workers.
+    private let workerCounters = Mutex<[WorkerCounters]>([])
 
     private enum Phase { case idle, running, stopped }
 
@@ -53,7 +56,7 @@ public final class HTTPServer: Sendable {
     /// Counters summed over the workers (each may lag by a few events).
     public var stats: HTTPServerStats {
         var s = HTTPServerStats()
-        for c in lifecycle.withLock({ $0.counters }) { c.add(to: &s) }
+        for c in workerCounters.withLock({ $0 }) { c.add(to: &s) }
         s.openConnections = shared.openConnections.load(ordering: .relaxed)
         return s
     }
@@ -84,6 +87,7 @@ public final class HTTPServer: Sendable {
                     try spawnWorker(&st)
                 } catch {
                     shutdown(&st)
+                    st.phase = .stopped
                     throw HTTPServerError("HTTPServer.start(): worker \(i): \(error.description)")
                 }
             }
@@ -110,6 +114,7 @@ public final class HTTPServer: Sendable {
             throw error
         }
         st.counters.append(counters)
+        workerCounters.withLock { $0.append(counters) }
     }
 
     /// Stops accepting, closes every connection and joins the workers. Idempotent; safe from any

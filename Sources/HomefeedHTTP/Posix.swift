@@ -1,19 +1,6 @@
 import CSystem
 import Glibc
 
-/// A failed system call, with the call, the address or object involved, and strerror.
-public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public let errno: Int32
-    public init(_ message: String, errno: Int32 = 0) {
-        self.message = message
-        self.errno = errno
-    }
-    public var description: String {
-        errno == 0 ? message : "\(message): \(Posix.errorString(errno)) (errno \(errno))"
-    }
-}
-
 /// Thin POSIX helpers shared by the server and the client.
 enum Posix {
     static func errorString(_ code: Int32) -> String {
@@ -135,7 +122,9 @@ enum Posix {
     static func listen(host: String, port: Int, backlog: Int32) throws(HTTPServerError) -> Int32 {
         let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         var lastError = HTTPServerError("cannot listen on \(shown): no usable address")
-        for var address in try resolve(host: host, port: port, passive: true) {
+        // IPv4 first, so "localhost" binds where 127.0.0.1 clients connect.
+        let addresses = try resolve(host: host, port: port, passive: true).sorted { $0.family == AF_INET && $1.family != AF_INET }
+        for var address in addresses {
             let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else {
                 lastError = HTTPServerError("cannot listen on \(shown): socket()", errno: errno)

@@ -173,8 +173,9 @@ final class Worker {
     }
 
     private func readAndServe(_ c: Connection) {
-        // Room for the rest of a request whose size is known, else at least 2 KB.
-        let want = c.needBytes > c.input.count ? c.needBytes - c.input.count : 2048
+        // Room for the rest of a request whose size is known (growing at most 2x per read, so a
+        // large Content-Length alone does not allocate), else at least 2 KB.
+        let want = c.needBytes > c.input.count ? min(c.needBytes - c.input.count, max(2048, c.input.capacity)) : 2048
         if c.input.freeSpace < want && !c.input.reserve(want) {
             closeConnection(c)
             return

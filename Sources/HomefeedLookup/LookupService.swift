@@ -13,7 +13,7 @@ public final class LookupService: HTTPHandler, Sendable {
     let blockCacheMB: Int
     public let seen: SeenMemory
     public let metrics = LookupMetrics()
-    private let state = Mutex<ServingState?>(nil)
+    private let state = Locked<ServingState?>(nil)
     private let blocklist = Mutex<(signature: FileSignature?, ids: Set<String>)>((nil, []))
     private let watcherStop = Atomic<Bool>(false)
     private let watcherDone = DispatchSemaphore(value: 0)
@@ -30,7 +30,7 @@ public final class LookupService: HTTPHandler, Sendable {
     }
 
     /// The state requests see now (nil until a version is open).
-    public var current: ServingState? { state.withLock { $0 } }
+    public var current: ServingState? { state.load() }
 
     public func attach(serverStats: @escaping @Sendable () -> HTTPServerStats) {
         self.serverStats.withLock { $0 = serverStats }
@@ -39,33 +39,39 @@ public final class LookupService: HTTPHandler, Sendable {
     // MARK: Keeping the state fresh
 
     /// Opens the version CURRENT names if it is not the one served, and re-reads the blocklist if its file
-    /// changed. On failure the served state stays as it is (the error is returned for logging).
+    /// changed. On failure the served state stays as it is (the error is returned for logging). The two are
+    /// independent: a blocklist that cannot be read keeps the last good one without holding up new versions, and a
+    /// version that cannot be opened does not hold up blocklist changes.
     @discardableResult
     public func reload() -> Result<Bool, HomefeedError> {
+        func wrap(_ e: any Error) -> HomefeedError { (e as? HomefeedError) ?? HomefeedError("\(e)") }
+        var failure: HomefeedError?
+        var changed = false
+        var blockChanged = false
+        var ids = blocklist.withLock { $0.ids }
+        do { (blockChanged, ids) = try refreshBlocklist() } catch { failure = wrap(error) }
+        let served = current
         do {
-            var changed = false
-            let (blockChanged, ids) = try refreshBlocklist()
-            let served = current
-            let name = try store.current()
-            if let name, name != served?.version.name {
+            if let name = try store.current(), name != served?.version.name {
                 let version = try StoreVersion(store: store, name: name, blockCacheMB: blockCacheMB)
                 let next = ServingState(version: version, blocklist: ids)
-                state.withLock { $0 = next }
+                state.store(next)
                 metrics.versionSwaps.add(1, ordering: .relaxed)
                 changed = true
-            } else if blockChanged, let served {
-                let next = served.with(blocklist: ids)
-                state.withLock { $0 = next }
-                changed = true
             }
-            return .success(changed)
-        } catch let e as HomefeedError {
-            metrics.versionLoadFailures.add(1, ordering: .relaxed)
-            return .failure(e)
         } catch {
-            metrics.versionLoadFailures.add(1, ordering: .relaxed)
-            return .failure(HomefeedError("\(error)"))
+            failure = failure ?? wrap(error)
         }
+        if !changed, blockChanged, let served {
+            let next = served.with(blocklist: ids)
+            state.store(next)
+            changed = true
+        }
+        if let failure {
+            metrics.versionLoadFailures.add(1, ordering: .relaxed)
+            return .failure(failure)
+        }
+        return .success(changed)
     }
 
     private func refreshBlocklist() throws -> (Bool, Set<String>) {

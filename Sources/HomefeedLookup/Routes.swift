@@ -24,7 +24,7 @@ extension LookupService {
             }
             let rawID = UnsafeRawBufferPointer(rebasing: rest[..<slash])
             let action = UnsafeRawBufferPointer(rebasing: rest[(slash + 1)...])
-            if action.elementsEqual("recommendations".utf8) {
+            if equals(action, "recommendations") {
                 guard method == .get || method == .head else {
                     error(&response, 405, "use GET for /v1/users/{id}/recommendations"); return .recommendations
                 }
@@ -32,7 +32,7 @@ extension LookupService {
                 withUserID(rawID, &response) { id, resp in recommend(userID: id, query: query, &resp) }
                 return .recommendations
             }
-            if action.elementsEqual("seen".utf8) {
+            if equals(action, "seen") {
                 guard method == .post else {
                     error(&response, 405, "use POST for /v1/users/{id}/seen"); return .seen
                 }

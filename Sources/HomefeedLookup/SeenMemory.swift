@@ -3,21 +3,27 @@ import Synchronization
 
 /// The real-time "already seen" filter: videos a user was just shown, posted by the homepage, excluded from that
 /// user's next responses. Per process (the homepage routes a user to one replica); bounded in users and videos
-/// per user, entries expire after `ttl` seconds. 64 lock-striped shards keep threads from contending.
+/// per user, entries expire after `ttl` seconds. Up to 64 lock-striped shards keep threads from contending.
 public final class SeenMemory: Sendable {
     struct Entry { var videos: [(id: String, expires: Double)] }
     struct Shard { var users: [String: Entry] = [:]; var order: [String] = []; var orderHead = 0 }
 
-    final class Stripe: Sendable { let lock = Mutex(Shard()) }
+    final class Stripe: Sendable { let lock = Locked(Shard()) }
     private let shards: [Stripe]
     private let maxUsersPerShard: Int
     private let maxPerUser: Int
     private let ttl: Double
     private let users = Atomic<Int>(0)
 
+    private let maxUsers: Int
+
     public init(maxUsers: Int, maxPerUser: Int, ttlSeconds: Double) {
-        shards = (0..<64).map { _ in Stripe() }
-        maxUsersPerShard = max(1, (maxUsers + 63) / 64)
+        // Up to 64 shards, fewer for a small memory, so that shards × users per shard never exceeds maxUsers.
+        var count = 1
+        while count < 64 && count * 2 <= maxUsers / 16 { count *= 2 }
+        shards = (0..<count).map { _ in Stripe() }
+        maxUsersPerShard = max(1, maxUsers / count)
+        self.maxUsers = maxUsers
         self.maxPerUser = maxPerUser
         ttl = ttlSeconds
     }
@@ -25,11 +31,14 @@ public final class SeenMemory: Sendable {
     /// Users currently remembered (cheap check that lets lookups skip the memory entirely when it is empty).
     public var userCount: Int { users.load(ordering: .relaxed) }
 
-    private func shard(_ user: String) -> Int { Int(StableHash.fnv1a64(user) & 63) }
+    private func shard(_ user: String) -> Int { Int(StableHash.fnv1a64(user) & UInt64(shards.count - 1)) }
+
+    /// Entries of the shards' eviction order (live users plus stale ones not yet compacted away); for tests.
+    var trackedEntries: Int { shards.reduce(0) { n, s in n + s.lock.withLock { $0.order.count - $0.orderHead } } }
 
     /// Remembers `videos` for `user`; the newest `maxPerUser` are kept.
     public func record(user: String, videos: [String], now: Double = TimeFormat.monotonic()) {
-        guard maxPerUser > 0, !videos.isEmpty else { return }
+        guard maxPerUser > 0, maxUsers > 0, !videos.isEmpty else { return }
         let expires = now + ttl
         shards[shard(user)].lock.withLock { s in
             if var e = s.users[user] {
@@ -44,12 +53,20 @@ public final class SeenMemory: Sendable {
                     s.orderHead += 1
                     if s.users.removeValue(forKey: old) != nil { users.subtract(1, ordering: .relaxed) }
                 }
-                if s.orderHead > 4096 && s.orderHead * 2 > s.order.count {
-                    s.order.removeFirst(s.orderHead); s.orderHead = 0
-                }
                 s.users[user] = Entry(videos: videos.suffix(maxPerUser).map { ($0, expires) })
                 s.order.append(user)
                 users.add(1, ordering: .relaxed)
+                // Users dropped on expiry (and evicted ones before orderHead) leave stale entries behind: compact
+                // once they outnumber the live ones, keeping each live user's latest position.
+                if s.order.count > 2 * s.users.count + 16 {
+                    var kept = Set<String>()
+                    var fresh: [String] = []
+                    for u in s.order[s.orderHead...].reversed() where s.users[u] != nil && kept.insert(u).inserted {
+                        fresh.append(u)
+                    }
+                    s.order = fresh.reversed()
+                    s.orderHead = 0
+                }
             }
         }
     }

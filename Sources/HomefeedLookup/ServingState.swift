@@ -8,6 +8,7 @@ public final class ServingState: Sendable {
     public let version: StoreVersion
     public let blocked: [Bool]
     public let blockedCount: Int
+    let filter: FilterTable
     let regionLists: [UInt16: RecommendationList]
     let languageLists: [String: RecommendationList]
     let globalList: RecommendationList?
@@ -26,6 +27,7 @@ public final class ServingState: Sendable {
         }
         self.blocked = blocked
         blockedCount = n
+        filter = FilterTable(videos: version.videos, blocked: blocked)
         var regions: [UInt16: RecommendationList] = [:], languages: [String: RecommendationList] = [:]
         for (scope, code, list) in version.popularLists {
             switch scope {

@@ -226,6 +226,7 @@ public enum Refresh {
         var list = RecommendationList()
         list.country = country
         list.language = language
+        list.seenFilter = SeenFilter.build(history.seen(of: u))
         for item in top.sorted() {
             list.videos.append(item.video); list.scores.append(item.score); list.sources.append(set.firstSource[Int(item.candidate)])
         }

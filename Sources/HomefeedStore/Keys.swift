@@ -21,6 +21,14 @@ public enum StoreKey {
         key.append(contentsOf: id)
     }
 
+    /// The same key written into `key` (exactly 9 + id.count bytes), without allocating.
+    @inlinable
+    public static func user(_ id: UnsafeRawBufferPointer, into key: UnsafeMutableRawBufferPointer) {
+        key[0] = userPrefix
+        key.storeBytes(of: StableHash.fnv1a64(id).bigEndian, toByteOffset: 1, as: UInt64.self)
+        if id.count > 0 { (key.baseAddress! + 9).copyMemory(from: id.baseAddress!, byteCount: id.count) }
+    }
+
     public static func user(_ id: String) -> [UInt8] {
         var key: [UInt8] = []
         var s = id

@@ -13,6 +13,9 @@ public struct RecommendationList: Sendable, Equatable {
     /// For personalized lists: the user's country and language (the daemon's defaults for filtering and top-up).
     public var country: CountryCode = .unknown
     public var language: String = ""
+    /// Bloom filter of the videos the user has seen (`SeenFilter`), so the daemon's top-up from popular lists
+    /// does not bring them back; empty for popular lists.
+    public var seenFilter: [UInt64] = []
     public init() {}
     public init(videos: [UInt32], scores: [Float], sources: [CandidateSource], country: CountryCode = .unknown,
                 language: String = "") {
@@ -25,11 +28,12 @@ public struct RecommendationList: Sendable, Equatable {
 /// The binary value of a user or popular list (little-endian):
 ///
 ///     u8  format version (ListCodec.formatVersion)
-///     u8  flags (reserved, 0)
+///     u8  flags (bit 0: a seen filter follows the entries)
 ///     u16 entry count n (≤ 65535)
 ///     u16 country (CountryCode.raw; "ZZ" when unknown)
 ///     u8  language length L (≤ 15), then L bytes of language
 ///     n × u32 video index, n × f32 score, n × u8 source
+///     [flag bit 0] u16 word count W, W × u64 seen filter (see `SeenFilter`)
 ///
 /// Columns rather than records so the daemon walks video indices without touching scores it filters out.
 public enum ListCodec {
@@ -39,15 +43,23 @@ public enum ListCodec {
         out.removeAll(keepingCapacity: true)
         let n = min(list.count, 65535)
         let lang = Array(list.language.utf8.prefix(15))
-        out.reserveCapacity(7 + lang.count + n * 9)
+        let words = list.seenFilter.prefix(SeenFilter.maxWords)
+        out.reserveCapacity(7 + lang.count + n * 9 + (words.isEmpty ? 0 : 2 + 8 * words.count))
         out.append(formatVersion)
-        out.append(0)
+        out.append(words.isEmpty ? 0 : 1)
         out.append(UInt8(n & 0xFF)); out.append(UInt8(n >> 8))
         out.append(UInt8(list.country.raw & 0xFF)); out.append(UInt8(list.country.raw >> 8))
         out.append(UInt8(lang.count)); out.append(contentsOf: lang)
         for i in 0..<n { withUnsafeBytes(of: list.videos[i].littleEndian) { out.append(contentsOf: $0) } }
-        for i in 0..<n { withUnsafeBytes(of: list.scores[i].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        for i in 0..<n {
+            let score = i < list.scores.count ? list.scores[i] : 0
+            withUnsafeBytes(of: score.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+        }
         for i in 0..<n { out.append(i < list.sources.count ? list.sources[i].rawValue : 0) }
+        if !words.isEmpty {
+            out.append(UInt8(words.count & 0xFF)); out.append(UInt8(words.count >> 8))
+            for w in words { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
+        }
     }
 
     public static func encode(_ list: RecommendationList) -> [UInt8] {
@@ -64,6 +76,9 @@ public enum ListCodec {
         for i in 0..<view.count {
             list.videos.append(view.video(i)); list.scores.append(view.score(i)); list.sources.append(view.source(i))
         }
+        list.seenFilter = (0..<view.seenWords).map {
+            UInt64(littleEndian: view.seenBase.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))
+        }
         return list
     }
 }
@@ -75,6 +90,9 @@ public struct ListView {
     @usableFromInline let videosBase: UnsafeRawPointer
     @usableFromInline let scoresBase: UnsafeRawPointer
     @usableFromInline let sourcesBase: UnsafeRawPointer
+    @usableFromInline let seenBase: UnsafeRawPointer
+    /// 64-bit words of the seen filter (0 = none).
+    public let seenWords: Int
     let languageBytes: UnsafeRawBufferPointer
 
     public init(_ b: UnsafeRawBufferPointer) throws {
@@ -85,15 +103,32 @@ public struct ListView {
         let n = Int(b[2]) | Int(b[3]) << 8
         let langLen = Int(b[6])
         let header = 7 + langLen
-        guard b.count == header + n * 9 else {
+        let entriesEnd = header + n * 9
+        var words = 0
+        if b[1] & 1 != 0, b.count >= entriesEnd + 2 {
+            words = Int(b[entriesEnd]) | Int(b[entriesEnd + 1]) << 8
+        }
+        let expected = entriesEnd + (b[1] & 1 != 0 ? 2 + 8 * words : 0)
+        guard b.count == expected, words <= SeenFilter.maxWords else {
             throw HomefeedError("corrupt list value: \(b.count) bytes for \(n) entries")
         }
+        seenWords = words
         count = n
         country = CountryCode(raw: UInt16(b[4]) | UInt16(b[5]) << 8)
         languageBytes = UnsafeRawBufferPointer(rebasing: b[7..<header])
         videosBase = b.baseAddress! + header
         scoresBase = videosBase + 4 * n
         sourcesBase = scoresBase + 4 * n
+        seenBase = sourcesBase + n + 2
+    }
+
+    /// Whether the user may have seen video v (false positives at the filter's rate, no false negatives);
+    /// false when the list carries no filter.
+    @inlinable public func mightHaveSeen(_ v: UInt32) -> Bool {
+        guard seenWords > 0 else { return false }
+        return SeenFilter.contains(v, words: seenWords) {
+            UInt64(littleEndian: seenBase.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))
+        }
     }
 
     public var language: String { String(decoding: languageBytes, as: UTF8.self) }
@@ -106,5 +141,42 @@ public struct ListView {
     }
     @inlinable public func source(_ i: Int) -> CandidateSource {
         CandidateSource(rawValue: sourcesBase.load(fromByteOffset: i, as: UInt8.self)) ?? .popularGlobal
+    }
+}
+
+/// A Bloom filter over video indices: ~10 bits per video and 3 probes (~1.7% false positives), at most
+/// `maxWords` words (users with more than ~1600 seen videos get a fuller, less exact filter).
+///
+///     h = mix64(v);  probe j = (h₁ + j·h₂) mod m,  h₁ = low 32 bits, h₂ = high 32 bits | 1
+public enum SeenFilter {
+    public static let maxWords = 256
+    static let probes = 3
+
+    public static func build<S: Collection>(_ videos: S) -> [UInt64] where S.Element == Int32 {
+        guard !videos.isEmpty else { return [] }
+        let words = min(maxWords, max(1, (videos.count * 10 + 63) / 64))
+        var bits = [UInt64](repeating: 0, count: words)
+        let m = UInt64(words * 64)
+        for v in videos {
+            let h = StableHash.mix64(UInt64(UInt32(bitPattern: v)))
+            let h1 = h & 0xFFFF_FFFF, h2 = (h >> 32) | 1
+            for j in 0..<UInt64(probes) {
+                let bit = (h1 &+ j &* h2) % m
+                bits[Int(bit >> 6)] |= 1 << (bit & 63)
+            }
+        }
+        return bits
+    }
+
+    @inlinable
+    public static func contains(_ v: UInt32, words: Int, word: (Int) -> UInt64) -> Bool {
+        let h = StableHash.mix64(UInt64(v))
+        let h1 = h & 0xFFFF_FFFF, h2 = (h >> 32) | 1
+        let m = UInt64(words * 64)
+        for j in 0..<UInt64(3) {
+            let bit = (h1 &+ j &* h2) % m
+            if word(Int(bit >> 6)) & (1 << (bit & 63)) == 0 { return false }
+        }
+        return true
     }
 }

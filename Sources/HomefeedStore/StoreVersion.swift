@@ -42,12 +42,13 @@ public final class StoreVersion: @unchecked Sendable {  // immutable after init;
         popular = lists
     }
 
-    /// Hands the user's encoded list to `body` (nil when the user has none). `key` is caller-owned scratch space.
+    /// Hands the user's encoded list to `body` (nil when the user has none). The key is built on the stack:
+    /// this is the daemon's per-request path.
     @inlinable
-    public func withUserList<R>(_ userID: UnsafeRawBufferPointer, key: inout [UInt8], _ body: (ListView?) throws -> R) throws -> R {
-        StoreKey.user(userID, into: &key)
-        return try key.withUnsafeBytes { k in
-            try readValue(k) { bytes in try body(bytes.map { try ListView($0) }) }
+    public func withUserList<R>(_ userID: UnsafeRawBufferPointer, _ body: (ListView?) throws -> R) throws -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 9 + userID.count, alignment: 8) { key in
+            StoreKey.user(userID, into: key)
+            return try readValue(UnsafeRawBufferPointer(key)) { bytes in try body(bytes.map { try ListView($0) }) }
         }
     }
 

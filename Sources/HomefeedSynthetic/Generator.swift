@@ -5,8 +5,22 @@ import HomefeedCore
 import Synchronization
 
 /// `homefeed-batch generate`: writes users.csv, videos.csv and interactions.csv (docs/DATA.md) from a seeded
-/// model with a planted taste structure (see docs in the README of the command). Deterministic for a config,
-/// whatever the thread count; streams rows to disk in user order with bounded memory.
+/// model with a planted taste structure. Deterministic for a config whatever the thread count (every user has
+/// its own random stream and blocks are written in user order); streams rows to disk with bounded memory.
+///
+/// The model:
+/// - 25 countries (Zipf sizes, each a main and second language, a UTC offset and favorite topics); 18 languages.
+/// - 40 topics, each with a tag vocabulary; a video's tags are its topics' names and words (its topic mixture).
+/// - Channels (~8 videos each): home country, language, 1–3 topics. Videos: Zipf popularity × quality,
+///   log-normal duration (30 s–2 h), 3% published in the last 48 h, 15% inside the window, the rest older;
+///   5% allow-listed to a few countries, 3% block-listed.
+/// - A user's taste u (per topic) = country + language + age bucket + gender segment vectors + noise + 1–3
+///   favorites. Engagements pick a topic ∝ g_t^0.5 · exp(b·u_t), then a video ∝ popularity^a in that topic
+///   (in the user's language with a user-specific chance; other languages accepted rarely), sometimes a
+///   trending or fresh video instead; only videos published by then and available in the user's country.
+/// - Each engagement: impression (+ unclicked impressions) → click → watch whose depth rises with the
+///   standardized match z = (u·topics − mean u) / sd u; likes for high z, dislikes for low z, shares, comments.
+///   Sessions at the user's usual hour, heavy-tailed activity, 10% users without history, 12% lapsed users.
 public enum Generator {
     public static let usersHeader = "user_id,country,language,age,gender,signup_time"
     public static let videosHeader = "video_id,language,duration_seconds,published_time,title,tags,channel_id,availability"
@@ -46,45 +60,60 @@ public enum Generator {
 
         let threads = config.threads > 0 ? config.threads : max(1, ProcessInfo.processInfo.activeProcessorCount)
         let blocks = (config.users + blockUsers - 1) / blockUsers
-        let perRound = max(1, threads * 4)
         let prog = Progress("generate interactions", total: config.users, unit: "users", quiet: !progress)
         var counts = [Int](repeating: 0, count: Vocabulary.events.count)
         var withHistory = 0
-        var first = 0
-        let models = SlotArray<UserModel?>(count: threads, initial: nil)
-        while first < blocks {
-            let n = min(perRound, blocks - first)
-            let results = SlotArray<BlockResult?>(count: n, initial: nil)
-            let next = Counter()
-            let round = first
-            let work: @Sendable (Int) -> Void = { worker in
-                let model: UserModel
-                if let m = models[worker] { model = m } else { model = UserModel(world: world); models[worker] = model }
+
+        // Pipeline: `threads` workers claim blocks in order and fill a ring of `window` slots; this thread writes
+        // the slots in block order. A worker may claim block b only once block b - window is written (the
+        // `free` semaphore), so memory stays bounded and output order never depends on scheduling.
+        let window = max(2, threads * 4)
+        let ring = SlotArray<BlockResult?>(count: window, initial: nil)
+        let ready = (0..<window).map { _ in DispatchSemaphore(value: 0) }
+        let free = DispatchSemaphore(value: window)
+        let next = Counter()
+        let failed = Counter()
+        let group = DispatchGroup()
+        for _ in 0..<threads {
+            DispatchQueue.global().async(group: group) {
+                let model = UserModel(world: world)
                 while true {
-                    let i = next.add(1)
-                    if i >= n { return }
-                    let b = round + i
+                    free.wait()
+                    let b = next.add(1)
+                    if b >= blocks || failed.value != 0 { free.signal(); return }
                     let lo = b * blockUsers, hi = min(config.users, lo + blockUsers)
                     let r = BlockResult(users: hi - lo)
+                    model.eventCounts = r.counts
                     for u in lo..<hi where model.generate(user: u, users: r.users, events: r.events) {
                         r.withHistory += 1
                     }
-                    results[i] = r
+                    r.counts = model.eventCounts
+                    ring[b % window] = r
                     prog.add(hi - lo)
+                    ready[b % window].signal()
                 }
             }
-            if threads == 1 || n == 1 { work(0) } else {
-                DispatchQueue.concurrentPerform(iterations: min(threads, n), execute: work)
-            }
-            for i in 0..<n {
-                let r = results[i]!
+        }
+        var writeError: Error?
+        for b in 0..<blocks {
+            ready[b % window].wait()
+            let r = ring[b % window]!
+            ring[b % window] = nil
+            do {
                 try usersFile.write(r.users.bytes)
                 try eventsFile.write(r.events.bytes)
-                withHistory += r.withHistory
+            } catch {
+                writeError = error
+                _ = failed.add(1)
+                for _ in 0..<(threads + window) { free.signal() }
+                break
             }
-            first += n
+            withHistory += r.withHistory
+            for k in counts.indices { counts[k] += r.counts[k] }
+            free.signal()
         }
-        for w in 0..<threads { if let m = models[w] { for k in counts.indices { counts[k] += m.eventCounts[k] } } }
+        group.wait()
+        if let writeError { throw writeError }
         try usersFile.finish()
         try eventsFile.finish()
         prog.finish()
@@ -190,6 +219,7 @@ final class BlockResult: @unchecked Sendable {
     let users: RowBuffer
     let events: RowBuffer
     var withHistory = 0
+    var counts = [Int](repeating: 0, count: Vocabulary.events.count)
     init(users n: Int) {
         users = RowBuffer(capacity: n * 40)
         events = RowBuffer(capacity: n * 1024)
@@ -214,7 +244,8 @@ final class SlotArray<T>: @unchecked Sendable {
 
 /// A shared work counter (a class so `@Sendable` closures can capture the non-copyable `Atomic`).
 final class Counter: Sendable {
-    private let value = Atomic<Int>(0)
+    private let atomic = Atomic<Int>(0)
     /// Adds n and returns the old value.
-    func add(_ n: Int) -> Int { value.add(n, ordering: .relaxed).oldValue }
+    func add(_ n: Int) -> Int { atomic.add(n, ordering: .relaxed).oldValue }
+    var value: Int { atomic.load(ordering: .relaxed) }
 }

@@ -1,14 +1,18 @@
 import Glibc
 import HomefeedCore
 
-/// Walker/Vose alias table: O(1) sampling of `items` in proportion to their weights.
+/// Walker/Vose alias table: O(1) sampling of `items` in proportion to their weights. Each slot packs its
+/// threshold, item and alias item into 16 bytes, so a draw touches one cache line.
 struct AliasTable: Sendable {
-    private(set) var items: [Int32] = []
-    private var prob: [Double] = []
-    private var alias: [Int32] = []
+    struct Slot: Sendable {
+        var prob: Double
+        var item: Int32
+        var aliasItem: Int32
+    }
+    private var slots: [Slot] = []
 
-    var isEmpty: Bool { items.isEmpty }
-    var count: Int { items.count }
+    var isEmpty: Bool { slots.isEmpty }
+    var count: Int { slots.count }
 
     init() {}
 
@@ -22,10 +26,9 @@ struct AliasTable: Sendable {
             its.append(i); ws.append(w); total += w
         }
         let n = its.count
-        items = its
         if n == 0 { return }
-        prob = [Double](repeating: 1, count: n)
-        alias = [Int32](repeating: 0, count: n)
+        var prob = [Double](repeating: 1, count: n)
+        var alias = [Int32](repeating: 0, count: n)
         var scaled = ws.map { $0 * Double(n) / total }
         var small: [Int32] = [], large: [Int32] = []
         for i in 0..<n { if scaled[i] < 1 { small.append(Int32(i)) } else { large.append(Int32(i)) } }
@@ -38,6 +41,7 @@ struct AliasTable: Sendable {
         }
         for l in large { prob[Int(l)] = 1; alias[Int(l)] = l }
         for s in small { prob[Int(s)] = 1; alias[Int(s)] = s }   // rounding leftovers
+        slots = (0..<n).map { Slot(prob: prob[$0], item: its[$0], aliasItem: its[Int(alias[$0])]) }
     }
 
     init(weights: [Double]) {
@@ -47,8 +51,10 @@ struct AliasTable: Sendable {
     /// A random item (the table must not be empty).
     @inline(__always)
     func sample(_ rng: inout SeededRandom) -> Int32 {
-        let i = rng.nextInt(items.count)
-        return rng.nextDouble() < prob[i] ? items[i] : items[Int(alias[i])]
+        slots.withUnsafeBufferPointer { s in
+            let slot = s[rng.nextInt(s.count)]
+            return rng.nextDouble() < slot.prob ? slot.item : slot.aliasItem
+        }
     }
 }
 

@@ -53,7 +53,7 @@ final class UserModel {
     private let genderBytes: [[UInt8]] = [[], [UInt8(ascii: "f")], [UInt8(ascii: "m")], [UInt8(ascii: "o")]]
     /// Mean rows per engaged video (impressions, click, watch, reactions, searches); calibrates engagements per
     /// user so the mean rows per user matches `interactionsPerUser`.
-    static let rowsPerEngagement = 3.4
+    static let rowsPerEngagement = 4.04
 
     init(world: World) {
         self.world = world
@@ -185,8 +185,9 @@ final class UserModel {
                     v = Int(tt.sample(&rng))
                 }
             }
-            if w.published[v] > t || !w.isAvailable(v, country: p.country) { continue }
-            let vl = Int(w.videoLanguage[v])
+            let g = w.gates.withUnsafeBufferPointer { $0[v] }
+            if g.published > t || !w.isAvailable(g, country: p.country) { continue }
+            let vl = Int(g.language)
             if vl != p.language && !rng.chance(vl == Vocabulary.en ? 0.5 : 0.12) { continue }
             return v
         }
@@ -205,8 +206,9 @@ final class UserModel {
                 if tt.isEmpty { continue }
                 v = Int(tt.sample(&rng))
             }
-            if w.published[v] > t || !w.isAvailable(v, country: p.country) { continue }
-            let vl = Int(w.videoLanguage[v])
+            let g = w.gates.withUnsafeBufferPointer { $0[v] }
+            if g.published > t || !w.isAvailable(g, country: p.country) { continue }
+            let vl = Int(g.language)
             if vl != p.language && !rng.chance(vl == Vocabulary.en ? 0.6 : 0.3) { continue }
             return v
         }

@@ -41,6 +41,16 @@ struct World: Sendable {
     let availability: [UInt8]      // 0 everywhere, 1 allow list, 2 block list
     let availabilityOffsets: [Int32]
     let availabilityCountries: [UInt8]   // country indices
+    /// What every draw checks (published, availability, language), packed in 16 bytes per video.
+    let gates: [Gate]
+
+    struct Gate: Sendable {
+        var published: Int64
+        var listStart: Int32
+        var listCount: UInt8
+        var mode: UInt8          // 0 everywhere, 1 allow list, 2 block list
+        var language: UInt8
+    }
 
     // Sampling tables (weights popularity^a, times the topic share for topic tables).
     let globalTable: AliasTable
@@ -200,6 +210,10 @@ struct World: Sendable {
         quality = vQuality; popularity = vPop
         topicOffsets = tOff; videoTopic = vTopic; videoTopicWeight = vTopicW
         availability = avail; availabilityOffsets = aOff; availabilityCountries = aCountries
+        gates = (0..<V).map {
+            Gate(published: vPublished[$0], listStart: aOff[$0], listCount: UInt8(aOff[$0 + 1] - aOff[$0]),
+                 mode: avail[$0], language: vLang[$0])
+        }
 
         // Sampling tables.
         let a = config.popularityExponent
@@ -229,14 +243,18 @@ struct World: Sendable {
     /// block-listed videos).
     @inline(__always)
     func isAvailable(_ v: Int, country c: Int) -> Bool {
-        let mode = availability[v]
-        if mode == 0 { return true }
+        gates.withUnsafeBufferPointer { isAvailable($0[v], country: c) }
+    }
+
+    @inline(__always)
+    func isAvailable(_ g: Gate, country c: Int) -> Bool {
+        if g.mode == 0 { return true }
         var found = false
         if c >= 0 {
-            for k in Int(availabilityOffsets[v])..<Int(availabilityOffsets[v + 1])
-            where Int(availabilityCountries[k]) == c { found = true; break }
+            let start = Int(g.listStart)
+            for k in start..<(start + Int(g.listCount)) where Int(availabilityCountries[k]) == c { found = true; break }
         }
-        return mode == 1 ? found : !found
+        return g.mode == 1 ? found : !found
     }
 
     /// taste·topics of video `v` for a taste vector.

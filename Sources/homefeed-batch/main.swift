@@ -12,7 +12,7 @@ let commands: [(name: String, summary: String, run: ([String]) throws -> Void)] 
     ("export", "write the served lists as user<TAB>video,video,…", Commands.export),
 ]
 
-func topHelp() -> String {
+@MainActor func topHelp() -> String {
     var s = "usage: homefeed-batch COMMAND [options]   (homefeed-batch COMMAND --help for its options)\n\ncommands:\n"
     for c in commands { s += "  " + c.name + String(repeating: " ", count: max(1, 18 - c.name.count)) + c.summary + "\n" }
     return s

@@ -61,6 +61,16 @@ import Testing
             #expect(rows[3].line == 4 && rows[3].issue == .unterminatedQuote)
         }
         #expect(CSVIssue.unterminatedQuote.description == "unterminated quoted field")
+
+        // A row longer than maxRowBytes (here a stray quote) is reported and skipped up to the next line break.
+        let long = dir.write("long.csv", "1,2\n3,\"stray quote, 0123456789\n4,5\n6,7")
+        for chunk in [1, 4, 64] {
+            let r = try CSVReader(path: long, chunkSize: chunk, maxRowBytes: 16)
+            var rows: [Row] = []
+            try r.forEachRow { rows.append(Row(line: $0.line, fields: $0.strings, issue: $0.issue)) }
+            #expect(rows == [Row(line: 1, fields: ["1", "2"]), Row(line: 2, fields: [], issue: .rowTooLong),
+                             Row(line: 3, fields: ["4", "5"]), Row(line: 4, fields: ["6", "7"])], "chunk \(chunk)")
+        }
     }
 
     @Test func otherDelimitersAndUnquotedMode() throws {
@@ -143,7 +153,7 @@ import Testing
         #expect(d("-0.25") == -0.25)
         #expect(d(".5") == 0.5)
         #expect(d("1e3") == 1000)
-        #expect(d("12345678901234567890") == 12345678901234567890)
+        #expect(d("12345678901234567890") == 1.234567890123456789e19)
         #expect(d("") == nil)
         #expect(d("abc") == nil)
         #expect(d("inf") == nil)
@@ -189,6 +199,19 @@ import Testing
             s = String(repeating: "x", count: 4999 % 40) + s
             #expect(s.withUTF8 { l.index(of: UnsafeRawBufferPointer($0)) } == Int32(3 + 4999))
         }
+        // appendIfNew: one probe, nil for an existing key; copies stay independent (copy-on-write table).
+        var a = Interner()
+        let k1 = Array("key-1".utf8), k2 = Array("a-much-longer-key-2".utf8)
+        #expect(k1.withUnsafeBytes { a.appendIfNew($0) } == 0)
+        #expect(k1.withUnsafeBytes { a.appendIfNew($0) } == nil)
+        let snapshot = a
+        #expect(k2.withUnsafeBytes { a.appendIfNew($0) } == 1)
+        #expect(snapshot.index(of: "a-much-longer-key-2") == nil && snapshot.count == 1)
+        #expect(a.index(of: "a-much-longer-key-2") == 1)
+        for k in 0..<300_000 { _ = Array("id\(k)".utf8).withUnsafeBytes { a.appendIfNew($0) } }   // a huge-page table
+        #expect(a.count == 300_002 && a.index(of: "id299999") == 300_001 && a.index(of: "id300000") == nil)
+        #expect(snapshot.count == 1 && snapshot.index(of: "key-1") == 0)
+
         var titles = Interner(unique: false)
         titles.append("same"); titles.append("same")
         #expect(titles.count == 2 && titles[1] == "same" && titles.index(of: "same") == nil)

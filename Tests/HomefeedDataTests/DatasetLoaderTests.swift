@@ -1,17 +1,18 @@
+import Foundation
 import HomefeedCore
 import HomefeedData
 import Testing
 
 @Suite struct DatasetLoaderTests {
-    static let users = """
+    static let users = #"""
         user_id,country,language,age,gender,signup_time,unused
         u1,US,en,34,f,2024-01-02T03:04:05Z,x
         u2,de,de,,M,1700000000,x
         u3,,pt,0,,,x
 
-        """
+        """#
     // Columns reordered on purpose.
-    static let videos = """
+    static let videos = #"""
         availability,video_id,duration_seconds,language,published_time,title,tags,channel_id
         *,v1,100,en,2024-11-22T18:26:40Z,"Jazz, live",music|live|jazz|live,c1
         allow:US|ca,v2,60.5,en,1732300000,"She said ""hi""",,
@@ -19,8 +20,8 @@ import Testing
         lines", news ,c1
         ,v4,10,en,1732300000,,,c2
 
-        """
-    static let interactions = """
+        """#
+    static let interactions = #"""
         user_id,video_id,event,watch_seconds,timestamp,device,query
         u1,v1,impression,,1732300000,mobile,
         u1,v1,watch,60,1732300001,mobile,
@@ -30,7 +31,7 @@ import Testing
         u3,v4,DISLIKE,,1732300005,tv,
         u3,v4,click,,2024,,
 
-        """
+        """#
 
     func writeDataset(_ dir: TempDir, users: String = users, videos: String = videos,
                       interactions: String = interactions) {
@@ -99,7 +100,7 @@ import Testing
 
     @Test func badRowsAreSkippedCountedAndReported() throws {
         let dir = TempDir()
-        let users = Self.users + """
+        let users = Self.users + #"""
             u1,US,en,,,,x
             u4,USA,en,,,,x
             u5,US,en,200,,,x
@@ -108,8 +109,8 @@ import Testing
             u8,US,en,,,
             u9,US,a-very-long-language-tag,,,,x
 
-            """
-        let videos = Self.videos + """
+            """#
+        let videos = Self.videos + #"""
             *,v1,10,en,1,,,
             *,v5,-3,en,1,,,
             *,v6,abc,en,1,,,
@@ -117,8 +118,8 @@ import Testing
             maybe,v8,10,en,1,,,
             allow:USA,v9,10,en,1,,,
 
-            """
-        let interactions = Self.interactions + """
+            """#
+        let interactions = Self.interactions + #"""
             u1,v999,watch,10,1732300000,,
             u404,v1,watch,10,1732300000,,
             u1,v1,watched,10,1732300000,,
@@ -129,7 +130,7 @@ import Testing
             u1,v1,watch,10,1732300000
             u1,v1,"watch"x,10,1732300000,,
 
-            """
+            """#
         writeDataset(dir, users: users, videos: videos, interactions: interactions)
         let ds = try DatasetLoader.load(directory: dir.path, config: config(maxBad: 1), progress: false)
         #expect(ds.users.count == 3 && ds.videos.count == 4 && ds.interactions.count == 7)
@@ -144,15 +145,15 @@ import Testing
         #expect(f[2].badByReason == ["unknown video_id": 1, "unknown user_id": 1, "unknown event": 1,
                                      "missing video_id": 1, "bad watch_seconds": 2, "bad timestamp": 1,
                                      "wrong field count": 1, "bad quoting": 1])
-        // The first 20 examples, as file:line: reason (users.csv rows start at line 6 after a blank line 5).
+        // The first 20 examples (of 22), as file:line: reason.
         #expect(ds.report.examples.count == 20)
-        #expect(ds.report.examples.first == "users.csv:6: duplicate user_id 'u1'")
-        #expect(ds.report.examples.contains("users.csv:11: wrong field count (6 fields, expected 7)")
-                || ds.report.examples.contains("users.csv:11: 6 fields, expected 7"))
-        #expect(ds.report.examples.contains("videos.csv:9: duplicate video_id 'v1'"))
-        #expect(ds.report.examples.contains("interactions.csv:10: unknown video_id 'v999'"))
-        #expect(ds.report.examples.contains("interactions.csv:11: unknown user_id 'u404'"))
-        #expect(ds.report.examples.contains("interactions.csv:12: unknown event 'watched'"))
+        #expect(ds.report.examples.first == "users.csv:5: duplicate user_id 'u1'")
+        #expect(ds.report.examples.contains("users.csv:10: wrong field count (6 fields, expected 7)"))
+        #expect(ds.report.examples.contains("videos.csv:7: duplicate video_id 'v1'"))
+        #expect(ds.report.examples.contains("videos.csv:12: bad availability 'allow:USA'"))
+        #expect(ds.report.examples.contains("interactions.csv:9: unknown video_id 'v999'"))
+        #expect(ds.report.examples.contains("interactions.csv:10: unknown user_id 'u404'"))
+        #expect(ds.report.examples.contains("interactions.csv:11: unknown event 'watched'"))
         #expect(ds.report.summaryLines().first == "users.csv: 10 rows, 7 bad (bad age: 1, bad country: 1, "
                 + "bad gender: 1, bad language: 1, bad signup_time: 1, duplicate user_id: 1, wrong field count: 1)")
     }

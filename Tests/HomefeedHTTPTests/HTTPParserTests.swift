@@ -195,6 +195,36 @@ struct HTTPParserTests {
         if case .failure(let e) = bad { #expect(e.status == 400) } else { Issue.record("expected failure") }
     }
 
+    @Test func mutatedInputNeverCrashesAndStaysInBounds() {
+        var rng = SplitMix64(seed: 42)
+        let seeds = ["GET /a?b=c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                     "POST /p HTTP/1.0\r\nContent-Length: 4\r\nX: y\r\n\r\nbody"].map { Array($0.utf8) }
+        let interesting: [UInt8] = [0, 9, 10, 13, 32, 58, 63, 127, 255, 48, 57]
+        for round in 0..<5000 {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let i = Int.random(in: 0..<bytes.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[i] = interesting.randomElement(using: &rng) ?? 0
+                case 1: bytes.remove(at: i)
+                default: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: i)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            bytes.withUnsafeBytes { buffer in
+                switch HTTPParser.parse(buffer, maxHeaderBytes: 64, maxBodyBytes: 8) {
+                case .complete(let r, let consumed):
+                    #expect(consumed <= buffer.count)
+                    #expect(r.body.count <= 8)
+                case .incomplete(let needed):
+                    #expect(needed == 0 || needed > buffer.count)
+                case .error(let e):
+                    #expect([400, 411, 413, 431, 505].contains(e.status))
+                }
+            }
+        }
+    }
+
     @Test func errorBodyIsEscapedJSON() {
         var response = HTTPResponse()
         response.setError(400, "bad \"x\"\\\n\u{1}")

@@ -51,6 +51,30 @@ struct HTTPServerTests {
         #expect(try client.get("/echo").status == 200)  // connection still usable
     }
 
+    @Test func pipelinedStreamInRandomPiecesIsAnsweredInOrder() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let client = try connect(server)
+        var stream: [UInt8] = []
+        for i in 0..<60 {
+            stream += Array((i % 3 == 0
+                ? "POST /echo?\(i) HTTP/1.1\r\nContent-Length: \(i)\r\n\r\n" + String(repeating: "p", count: i)
+                : "GET /echo?\(i) HTTP/1.1\r\nX-Test: \(i)\r\n\r\n").utf8)
+        }
+        var rng = SplitMix64(seed: 7)
+        var offset = 0
+        while offset < stream.count {
+            let n = min(Int.random(in: 1...40, using: &rng), stream.count - offset)
+            try client.sendRaw(Array(stream[offset..<(offset + n)]))
+            offset += n
+            if Int.random(in: 0..<4, using: &rng) == 0 { usleep(200) }
+        }
+        for i in 0..<60 {
+            let expected = i % 3 == 0 ? "POST|/echo|\(i)|-|" + String(repeating: "p", count: i) : "GET|/echo|\(i)|\(i)|"
+            #expect(try client.readResponse().bodyString == expected)
+        }
+    }
+
     @Test func postWithBody() throws {
         let server = try startServer()
         defer { server.stop() }
@@ -209,6 +233,42 @@ struct HTTPServerTests {
         #expect(bye.bodyString == "bye")
         #expect(bye.headers["connection"] == "close")
         #expect(handlerClose.waitForClose())
+    }
+
+    @Test func requestsPipelinedAfterCloseAreDropped() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let client = try connect(server)
+        try client.sendRaw("GET /echo?1 HTTP/1.1\r\nConnection: close\r\n\r\nGET /echo?2 HTTP/1.1\r\n\r\n")
+        let r = try client.readResponse()
+        #expect(r.bodyString == "GET|/echo|1|-|")
+        #expect(client.waitForClose())  // no second response
+        // The server shut its write side and drains (so unread bytes cause no RST) until we close.
+        client.close()
+        #expect(eventually { server.stats.requests == 1 && server.stats.openConnections == 0 })
+    }
+
+    @Test func lingeringIsBoundedWhenTheClientNeverCloses() throws {
+        let server = try startServer(idleTimeoutSeconds: 0.3)  // linger = min(2 s, idle timeout)
+        defer { server.stop() }
+        let client = try connect(server)
+        try client.sendRaw("GARBAGE\r\n\r\nmore bytes")
+        #expect(try client.readResponse().status == 400)
+        #expect(eventually { server.stats.openConnections == 0 })
+        #expect(server.stats.idleClosed == 0)
+    }
+
+    @Test func clientVanishingWithResponsesPendingIsCleanedUp() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let client = try connect(server)
+        var raw = ""
+        for i in 0..<40 { raw += "GET /big?\(i) HTTP/1.1\r\n\r\n" }
+        try client.sendRaw(raw)
+        _ = try client.readResponse()
+        client.close()  // 39 responses still queued on the server
+        #expect(eventually { server.stats.openConnections == 0 })
+        #expect(try connect(server).get("/echo").status == 200)
     }
 
     @Test func idleConnectionsAreClosed() throws {

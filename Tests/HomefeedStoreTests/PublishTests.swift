@@ -10,9 +10,12 @@ struct PublishTests {
             let lock = try store.lock()
             defer { lock.release() }
             var names: [String] = []
+            var first: StoreVersion?
+            let users = Fixture.users(5)
             for i in 0..<7 {
-                let name = try Fixture.build(store, users: Fixture.users(5), createdAt: Fixture.createdAt + Int64(i))
+                let name = try Fixture.build(store, users: users, createdAt: Fixture.createdAt + Int64(i))
                 names.append(name)
+                if i == 0 { first = try StoreVersion(store: store, name: name) }  // a reader holding the oldest
                 let outcome = try store.publish(name, force: false, guardMaxDrop: 0.5, keep: 3)
                 #expect(outcome == .published(pruned: i >= 3 ? [names[i - 3]] : []))
                 #expect(try store.current() == name)
@@ -20,7 +23,13 @@ struct PublishTests {
             #expect(store.versions() == Array(names.suffix(3)))
             #expect(try store.current() == names[6])
             for gone in names.prefix(4) { #expect(!fileExists(store.path(of: gone))) }
-            #expect(try StoreVersion(store: store, name: names[6]).userList(Fixture.users(5)[0].id) == Fixture.users(5)[0].list)
+            #expect(try StoreVersion(store: store, name: names[6]).userList(users[0].id) == users[0].list)
+            // A version deleted by prune stays readable through a reader that had it open (all files held open).
+            let old = try #require(first)
+            for u in users { #expect(try old.userList(u.id) == u.list) }
+            var n = 0
+            try old.forEachUser { _, _ in n += 1 }
+            #expect(n == users.count)
         }
     }
 

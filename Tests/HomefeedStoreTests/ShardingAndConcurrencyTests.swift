@@ -97,14 +97,13 @@ struct ShardingAndConcurrencyTests {
                 done.enter()
                 let thread = Thread {
                     var rng = SeededRandom(seed: UInt64(t) + 100)
-                    var key: [UInt8] = []
                     var local = Tally()
                     for _ in 0..<2000 {
                         var id = ids[rng.nextInt(ids.count)]
                         let got: RecommendationList?
                         do {
                             got = try id.withUTF8 { p in
-                                try version.withUserList(UnsafeRawBufferPointer(p), key: &key) { $0.map(decoded) }
+                                try version.withUserList(UnsafeRawBufferPointer(p)) { $0.map(decoded) }
                             }
                         } catch {
                             local.wrong.append("\(id): \(error)")
