@@ -49,6 +49,8 @@ let package = Package(
         .testTarget(name: "HomefeedPipelineTests",
                     dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport"]),
         .testTarget(name: "HomefeedHTTPTests", dependencies: ["HomefeedHTTP"]),
+        // Runs the built commands as a user would (real processes, real files, real signals).
+        .testTarget(name: "HomefeedCLITests", dependencies: ["HomefeedTestSupport"]),
         .testTarget(name: "HomefeedLookupTests",
                     dependencies: ["HomefeedLookup", "HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore",
                                    "HomefeedHTTP", "HomefeedTestSupport", "HomefeedCore"]),

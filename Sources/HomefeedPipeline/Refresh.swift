@@ -19,6 +19,8 @@ public struct RefreshOptions: Sendable {
     /// Publish even if the publish guard objects.
     public var force = false
     public var quiet = false
+    /// Test hook: sleep this long after each block of users (lets a crash test kill a run mid-write).
+    public var blockDelaySeconds = 0.0
 
     public init(dataDir: String, storeDir: String) { self.dataDir = dataDir; self.storeDir = storeDir }
 }
@@ -90,7 +92,7 @@ public enum Refresh {
             let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, config: config,
-                              threads: threads, quiet: opt.quiet, writer: writer)
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, writer: writer)
             }
             var file = try writer.finish()
             if let f = file {  // publish the shard file atomically under its final name
@@ -126,7 +128,7 @@ public enum Refresh {
             let writer = try builder.userListWriter()
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, config: config,
-                              threads: threads, quiet: opt.quiet, writer: writer)
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, writer: writer)
             }
             try writer.finish()
             meta.counts.personalizedUsers = users
@@ -172,7 +174,7 @@ public enum Refresh {
     /// Returns (users written, entries written).
     static func rankUsers(_ users: [(hash: UInt64, user: Int32)], data: Dataset, history: UserHistory,
                           popularity: Popularity, config: HomefeedConfig, threads: Int, quiet: Bool,
-                          writer: UserListWriter) throws -> (Int, Int) {
+                          delay: Double = 0, writer: UserListWriter) throws -> (Int, Int) {
         let progress = Progress("rank users", total: users.count, unit: "users", quiet: quiet)
         let block = config.refresh.blockUsers
         let ranker = PopularityBlendRanker()
@@ -197,6 +199,7 @@ public enum Refresh {
                 written += 1; entries += list.count
             }
             progress.add(end - start)
+            if delay > 0 { usleep(UInt32(delay * 1e6)) }
         }
         progress.finish()
         return (written, entries)

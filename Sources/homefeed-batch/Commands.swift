@@ -77,6 +77,8 @@ enum Commands {
         if opt.shard != nil && opt.ingestShards != nil { throw HomefeedError("--shard and --ingest-shards are separate steps") }
         opt.force = a.flag("force")
         opt.quiet = a.flag("quiet")
+        // Test hook (not a documented option): slows the ranking stage so a test can kill the run mid-write.
+        if let d = ProcessInfo.processInfo.environment["HOMEFEED_TEST_BLOCK_DELAY"].flatMap(Double.init) { opt.blockDelaySeconds = d }
         let summary = try Refresh.run(opt, config: config)
         printOut(summary.line)
     }
