@@ -50,7 +50,7 @@ let package = Package(
                     dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport"]),
         .testTarget(name: "HomefeedHTTPTests", dependencies: ["HomefeedHTTP"]),
         // Runs the built commands as a user would (real processes, real files, real signals).
-        .testTarget(name: "HomefeedCLITests", dependencies: ["HomefeedTestSupport"]),
+        .testTarget(name: "HomefeedCLITests", dependencies: ["HomefeedTestSupport", "HomefeedHTTP"]),
         .testTarget(name: "HomefeedLookupTests",
                     dependencies: ["HomefeedLookup", "HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore",
                                    "HomefeedHTTP", "HomefeedTestSupport", "HomefeedCore"]),

@@ -35,8 +35,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// The publish guard refuses a version whose personalized users or mean list length fall by more than
         /// this fraction against the served version (unless --force).
         public var guardMaxDrop = 0.5
-        /// RocksDB block cache for readers, MiB.
-        public var blockCacheMB = 1024
+        /// RocksDB block cache of the daemon, MiB; 0 = no block cache: the files are memory-mapped and blocks are
+        /// read straight from the OS page cache (measured faster, no warm-up of a second cache).
+        public var blockCacheMB = 0
     }
     public struct Lookupd: Sendable, Equatable, Codable {
         public var listen = "127.0.0.1:8080"
@@ -137,6 +138,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
         try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
         try check(lookupd.defaultLimit >= 1 && lookupd.defaultLimit <= lookupd.maxLimit, "lookupd.default_limit must be in 1...max_limit")
+        try check(store.blockCacheMB >= 0, "store.block_cache_mb must be ≥ 0")
         try check(lookupd.reloadIntervalSeconds > 0, "lookupd.reload_interval_seconds must be > 0")
         try check(lookupd.seenMaxPerUser >= 0 && lookupd.seenMaxUsers >= 0, "lookupd.seen_* must be ≥ 0")
     }

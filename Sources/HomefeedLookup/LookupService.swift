@@ -53,7 +53,7 @@ public final class LookupService: HTTPHandler, Sendable {
         let served = current
         do {
             if let name = try store.current(), name != served?.version.name {
-                let version = try StoreVersion(store: store, name: name, blockCacheMB: blockCacheMB)
+                let version = try StoreVersion(store: store, name: name, blockCacheMB: blockCacheMB, prefetch: true)
                 let next = ServingState(version: version, blocklist: ids)
                 state.store(next)
                 metrics.versionSwaps.add(1, ordering: .relaxed)

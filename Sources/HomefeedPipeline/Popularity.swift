@@ -92,9 +92,11 @@ public struct Popularity: Sendable {
 
     /// The lists to publish as fallbacks, each with `length` entries at most.
     public func fallbackLists(length: Int) -> [(scope: PopularScope, code: String, list: RecommendationList)] {
+        // Scores are scaled so each list's top is 1: clients see comparable numbers across lists.
         func list(_ r: Ranked, _ src: CandidateSource) -> RecommendationList {
             let n = min(length, r.videos.count)
-            return RecommendationList(videos: Array(r.videos.prefix(n)), scores: Array(r.scores.prefix(n)),
+            let top = max(r.scores.first ?? 1, .leastNormalMagnitude)
+            return RecommendationList(videos: Array(r.videos.prefix(n)), scores: r.scores.prefix(n).map { $0 / top },
                                       sources: Array(repeating: src, count: n))
         }
         var out: [(scope: PopularScope, code: String, list: RecommendationList)] = [(.global, "", list(global, .popularGlobal))]

@@ -21,7 +21,7 @@ func rocksCall<R>(_ what: @autoclosure () -> String, _ body: (UnsafeMutablePoint
 }
 
 /// The table layout every Homefeed SST is written with (the reader inherits it from the files):
-/// no compression (lists are packed floats and ints and barely compress; lookups must not pay for it),
+/// 32 KiB blocks, no compression (lists are packed floats and ints and barely compress; lookups must not pay for it),
 /// 10-bit bloom filters (unknown users miss without touching a data block), a hash index inside data blocks
 /// (point lookups without binary search), index and filter blocks held by the table reader, not the cache.
 final class TableOptions: @unchecked Sendable {
@@ -32,14 +32,21 @@ final class TableOptions: @unchecked Sendable {
     init(blockCacheMB: Int? = nil) {
         options = rocksdb_options_create()
         table = rocksdb_block_based_options_create()
-        rocksdb_block_based_options_set_block_size(table, 8 * 1024)
+        // 32 KiB blocks: a 4× smaller index than the 8 KiB used at first, so the binary search of a point lookup
+        // touches fewer cold cache lines (bare get p50 ~4.2 → ~3.1 µs on a 1 M-user version, homefeed-bench lookup).
+        rocksdb_block_based_options_set_block_size(table, 32 * 1024)
         rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(10))
         rocksdb_block_based_options_set_data_block_index_type(table, 1)  // kDataBlockBinaryAndHash
         rocksdb_block_based_options_set_data_block_hash_ratio(table, 0.75)
         rocksdb_block_based_options_set_cache_index_and_filter_blocks(table, 0)
-        if let mb = blockCacheMB {
+        if let mb = blockCacheMB, mb > 0 {
             cache = rocksdb_cache_create_lru(max(1, mb) << 20)
             rocksdb_block_based_options_set_block_cache(table, cache)
+        } else if blockCacheMB == 0 {
+            // Readers without a block cache map the files and read blocks straight from the page cache.
+            cache = nil
+            rocksdb_block_based_options_set_no_block_cache(table, 1)
+            rocksdb_options_set_allow_mmap_reads(options, 1)
         } else {
             cache = nil
         }
@@ -152,6 +159,9 @@ public final class RocksDBReader: @unchecked Sendable {
         let table = TableOptions(blockCacheMB: blockCacheMB)
         self.table = table
         readOptions = rocksdb_readoptions_create()
+        // Versions are immutable files that were checksummed when written and ingested; re-verifying a block's
+        // checksum on every lookup cost ~3% of the daemon's CPU (perf), so reads skip it.
+        rocksdb_readoptions_set_verify_checksums(readOptions, 0)
         db = try rocksCall("cannot open store version \(path)") {
             rocksdb_open_for_read_only(table.options, path, 0, $0)
         }!

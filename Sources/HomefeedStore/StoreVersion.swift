@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HomefeedCore
 
 /// One open, immutable version: concurrent lookups of user lists (pinned, zero-copy), the popular lists and the
@@ -10,8 +11,11 @@ public final class StoreVersion: @unchecked Sendable {  // immutable after init;
     let popular: [[UInt8]: RecommendationList]
     private let db: RocksDBReader
 
-    public init(store: VersionedStore, name: String, blockCacheMB: Int = 64) throws {
+    /// Opens a version. `blockCacheMB` 0 maps the files (reads come from the page cache); `prefetch` asks the
+    /// kernel to read the files ahead in the background, so the first requests after a swap do not hit the disk.
+    public init(store: VersionedStore, name: String, blockCacheMB: Int = 0, prefetch: Bool = false) throws {
         self.name = name
+        if prefetch { Self.prefetch(directory: store.path(of: name)) }
         db = try RocksDBReader(path: store.path(of: name), blockCacheMB: blockCacheMB)
         guard let metaBytes = try db.get(StoreKey.runMetadata) else {
             throw HomefeedError("version \(name) has no run metadata: not a complete Homefeed version")
@@ -55,6 +59,16 @@ public final class StoreVersion: @unchecked Sendable {  // immutable after init;
     @usableFromInline
     func readValue<R>(_ key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
         try db.withValue(key, body)
+    }
+
+    /// posix_fadvise(WILLNEED) on every SST of the version: asynchronous readahead into the page cache.
+    static func prefetch(directory: String) {
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where f.hasSuffix(".sst") {
+            let fd = open(directory + "/" + f, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { continue }
+            _ = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+            close(fd)
+        }
     }
 
     /// The user's decoded list, or nil (tests, tools).

@@ -73,3 +73,11 @@ public struct GeneratorSummary: Sendable {
     public var seconds = 0.0
     public init() {}
 }
+
+extension GeneratorSummary: CustomStringConvertible {
+    /// One line for the command's output: counts, then events by kind.
+    public var description: String {
+        let kinds = events.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return "\(users) users (\(usersWithHistory) with history), \(videos) videos, \(channels) channels, \(interactions) interactions (\(kinds)), \(Format.bytes(bytes))"
+    }
+}

@@ -13,9 +13,24 @@ enum Commands {
                               options: options, args: args)
         if a.helpRequested { printOut(a.helpText); exit(0) }
         guard a.positionals.count == positionals else {
-            throw HomefeedError("homefeed-batch \(command): expected \(positionals) positional argument(s), got \(a.positionals.count) (see --help)")
+            let extra = a.positionals.dropFirst(positionals).first.map { ": unexpected argument '\($0)'" } ?? ""
+            throw HomefeedError("homefeed-batch \(command): expected \(positionals) positional argument(s), got \(a.positionals.count)\(extra) (see --help)")
         }
         return a
+    }
+
+    /// A store that must already exist (commands that only read or flip pointers must not create a typo'd path).
+    static func existingStore(_ a: Arguments) throws -> VersionedStore {
+        let dir = try a.required("store")
+        guard isDirectory(dir) else {
+            throw HomefeedError("store directory \(dir) does not exist (homefeed-batch run --store \(dir) creates it)")
+        }
+        return VersionedStore(root: dir)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var dir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
     }
 
     static func generate(_ argv: [String]) throws {
@@ -68,6 +83,8 @@ enum Commands {
         if let t = try a.int("threads") { config.refresh.threads = t }
         try config.validate()
         var opt = RefreshOptions(dataDir: try a.required("data"), storeDir: try a.required("store"))
+        // Checked before the store is locked (and created): a typo'd --data must not leave a new empty store behind.
+        guard isDirectory(opt.dataDir) else { throw HomefeedError("--data: dataset folder \(opt.dataDir) does not exist") }
         opt.now = try a.time("now")
         opt.activeDays = try a.int("active-days")
         if let d = opt.activeDays, d < 0 { throw HomefeedError("--active-days must be ≥ 0") }
@@ -85,7 +102,7 @@ enum Commands {
 
     static func versions(_ argv: [String]) throws {
         let a = try parse("versions", "--store DIR", [.init("store", "DIR", "store directory (required)")], argv)
-        let store = VersionedStore(root: try a.required("store"))
+        let store = try existingStore(a)
         let current = try store.current(), pinned = try store.pinned()
         let all = store.versions()
         if all.isEmpty { printOut("no versions in \(store.root)"); return }
@@ -108,7 +125,7 @@ enum Commands {
             .init("store", "DIR", "store directory (required)"),
             .init("to", "VERSION", "version to serve (default: the one before the served version)"),
         ], argv)
-        let store = VersionedStore(root: try a.required("store"))
+        let store = try existingStore(a)
         let lock = try store.lock()
         defer { lock.release() }
         let all = store.versions()
@@ -129,7 +146,7 @@ enum Commands {
 
     static func unpin(_ argv: [String]) throws {
         let a = try parse("unpin", "--store DIR", [.init("store", "DIR", "store directory (required)")], argv)
-        let store = VersionedStore(root: try a.required("store"))
+        let store = try existingStore(a)
         let lock = try store.lock()
         defer { lock.release() }
         let was = try store.pinned()
@@ -143,7 +160,11 @@ enum Commands {
             .init("out", "FILE", "output file (default: standard output)"),
             .init("version", "V", "export this version instead of the served one"),
         ], argv)
-        let n = try Export.run(storeDir: try a.required("store"), version: a.string("version"), out: a.string("out"))
+        let store = try existingStore(a)
+        if let v = a.string("version"), !store.versions().contains(v) {
+            throw HomefeedError("no version '\(v)' in \(store.versionsDir); see homefeed-batch versions")
+        }
+        let n = try Export.run(storeDir: store.root, version: a.string("version"), out: a.string("out"))
         if let out = a.string("out") { printOut("export: \(n) users → \(out)") }
     }
 }

@@ -14,7 +14,7 @@ usage: homefeed-bench COMMAND [options]
                                          publish a store version of N users (ids u0000000…) with K-entry random lists (videos uniform, or Zipf(A))
   store-write --dir DIR --users N [--entries K]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
-  lookup --store DIR --users N [--requests R] [--limit L] [--threads T]
+  lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB]
                                          in-process request cost: HTTP parse + get + filters + JSON, random users
 """
 
@@ -155,7 +155,7 @@ do {
         guard let dir = arg("store", a) else { throw HomefeedError("lookup: --store DIR is required") }
         let n = intArg("users", a, 1_000_000), requests = intArg("requests", a, 200_000), limit = intArg("limit", a, 20)
         var config = HomefeedConfig()
-        config.store.blockCacheMB = intArg("cache-mb", a, 2048)
+        config.store.blockCacheMB = intArg("cache-mb", a, 0)
         let service = LookupService(storeDir: dir, config: config)
         if case .failure(let e) = service.reload() { throw e }
         guard let state = service.current else { throw HomefeedError("no version in \(dir)") }
@@ -165,7 +165,8 @@ do {
         }
         var response = HTTPResponse()
         func one(_ req: [UInt8]) -> Int { request(req, service, &response) }
-        // Warm cache: one scan pulls every block of the version into the block cache, then one pass of requests.
+        // Warm cache: one scan pulls every block of the version into the block cache (or the page cache when
+        // --cache-mb 0 maps the files), then one pass of requests.
         var scanned = 0
         try state.version.forEachUser { _, _ in scanned += 1 }
         for t in targets { _ = one(t) }
