@@ -39,26 +39,39 @@ public struct RecommendationList: Sendable, Equatable {
 public enum ListCodec {
     public static let formatVersion: UInt8 = 1
 
+    /// Encodes into `out` (reused by writers: one sized fill, then raw little-endian stores — per-element
+    /// `Array.append` made the store writer 3× slower than a bare SstFileWriter).
     public static func encode(_ list: RecommendationList, into out: inout [UInt8]) {
-        out.removeAll(keepingCapacity: true)
         let n = min(list.count, 65535)
-        let lang = Array(list.language.utf8.prefix(15))
+        let langCount = min(list.language.utf8.count, 15)
         let words = list.seenFilter.prefix(SeenFilter.maxWords)
-        out.reserveCapacity(7 + lang.count + n * 9 + (words.isEmpty ? 0 : 2 + 8 * words.count))
-        out.append(formatVersion)
-        out.append(words.isEmpty ? 0 : 1)
-        out.append(UInt8(n & 0xFF)); out.append(UInt8(n >> 8))
-        out.append(UInt8(list.country.raw & 0xFF)); out.append(UInt8(list.country.raw >> 8))
-        out.append(UInt8(lang.count)); out.append(contentsOf: lang)
-        for i in 0..<n { withUnsafeBytes(of: list.videos[i].littleEndian) { out.append(contentsOf: $0) } }
-        for i in 0..<n {
-            let score = i < list.scores.count ? list.scores[i] : 0
-            withUnsafeBytes(of: score.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+        let header = 7 + langCount
+        let size = header + n * 9 + (words.isEmpty ? 0 : 2 + 8 * words.count)
+        if out.count != size {  // every byte below is written, so a buffer of the right size is reused as is
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: repeatElement(0, count: size))
         }
-        for i in 0..<n { out.append(i < list.sources.count ? list.sources[i].rawValue : 0) }
-        if !words.isEmpty {
-            out.append(UInt8(words.count & 0xFF)); out.append(UInt8(words.count >> 8))
-            for w in words { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
+        out.withUnsafeMutableBytes { b in
+            b[0] = formatVersion
+            b[1] = words.isEmpty ? 0 : 1
+            b.storeBytes(of: UInt16(n).littleEndian, toByteOffset: 2, as: UInt16.self)
+            b.storeBytes(of: list.country.raw.littleEndian, toByteOffset: 4, as: UInt16.self)
+            b[6] = UInt8(langCount)
+            for (k, c) in list.language.utf8.prefix(15).enumerated() { b[7 + k] = c }
+            list.videos.withUnsafeBufferPointer { v in
+                for i in 0..<n { b.storeBytes(of: v[i].littleEndian, toByteOffset: header + 4 * i, as: UInt32.self) }
+            }
+            let scores = header + 4 * n, sources = header + 8 * n
+            for i in 0..<n {
+                let score = i < list.scores.count ? list.scores[i] : 0
+                b.storeBytes(of: score.bitPattern.littleEndian, toByteOffset: scores + 4 * i, as: UInt32.self)
+                b[sources + i] = i < list.sources.count ? list.sources[i].rawValue : 0
+            }
+            if !words.isEmpty {
+                let at = sources + n
+                b.storeBytes(of: UInt16(words.count).littleEndian, toByteOffset: at, as: UInt16.self)
+                for (k, w) in words.enumerated() { b.storeBytes(of: w.littleEndian, toByteOffset: at + 2 + 8 * k, as: UInt64.self) }
+            }
         }
     }
 

@@ -122,12 +122,13 @@ public final class UserListWriter {
     public var bytesWritten: Int { sst.keyValueBytes }
 
     public func add(userID: UnsafeRawBufferPointer, list: RecommendationList) throws {
-        StoreKey.user(userID, into: &key)
+        if key.count != 9 + userID.count { key = [UInt8](repeating: 0, count: 9 + userID.count) }
+        key.withUnsafeMutableBytes { StoreKey.user(userID, into: $0) }
         let hash = key.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
         guard shard.contains(hash: hash) else {
             throw HomefeedError("user '\(String(decoding: userID, as: UTF8.self))' does not belong to shard \(shard)")
         }
-        guard users == 0 || lastKey.lexicographicallyPrecedes(key) else {
+        guard users == 0 || Self.precedes(lastKey, key) else {
             throw HomefeedError("user lists out of key order at user '\(String(decoding: userID, as: UTF8.self))'")
         }
         ListCodec.encode(list, into: &value)
@@ -135,6 +136,16 @@ public final class UserListWriter {
         swap(&key, &lastKey)
         users += 1
         entries += list.count
+    }
+
+    /// Bytewise order, as RocksDB's default comparator (memcmp, then length).
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in
+                let c = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
+                return c < 0 || (c == 0 && x.count < y.count)
+            }
+        }
     }
 
     public func add(userID: String, list: RecommendationList) throws {

@@ -148,7 +148,7 @@ struct RefreshJobTests {
         #expect(first.stdout.contains("refresh: version \(v1) published"), "\(first)")
 
         // A second refresh while the first holds the lock: skipped, exit 0.
-        let slow = try Spawned(CLI.refreshScript, ["--quiet"], env: env.merging(["HOMEFEED_TEST_BLOCK_DELAY": "0.1"]) { $1 },
+        let slow = try Spawned(CLI.refreshScript, ["--quiet"], env: env.merging(["HOMEFEED_TEST_BLOCK_DELAY": "0.25"]) { $1 },
                                outputDir: dir.sub("proc-output"))
         defer { slow.kill() }
         #expect(poll(timeout: 60) { partialVersion(store) != nil || !slow.isRunning }, "the slow refresh never started writing")
@@ -172,9 +172,9 @@ struct RefreshJobTests {
         #expect(failed.stderr.contains("refresh: FAILED (exit 1)"), "\(failed)")
         #expect(current(store) == v2)
         // Extra arguments reach `homefeed-batch run`.
-        let forced = try run(CLI.refreshScript, ["--quiet", "--active-days", "1", "--now", "2035-01-01T00:00:00Z"], env: env, in: dir)
-        #expect(forced.status == 1, "the publish guard should refuse: \(forced)")
-        #expect(forced.stderr.contains("publish guard"), "\(forced)")
+        let guarded = try run(CLI.refreshScript, ["--quiet", "--active-days", "1", "--now", "2035-01-01T00:00:00Z"], env: env, in: dir)
+        #expect(guarded.status == 1, "the publish guard should refuse: \(guarded)")
+        #expect(guarded.stderr.contains("publish guard"), "\(guarded)")
         #expect(current(store) == v2)
         // A missing binary folder is named.
         var noBin = env

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every figure of docs/BENCHMARKS.md in one run (release build, one benchmark at a time, references in the same run).
+#   usage: jobs/bench/all.sh [WORK_DIR=/tmp/homefeed-bench] [--skip-http]
+# Needs ../shared/anchors/setup.sh (pandas, redis) and wrk; prints `bench …` / reference figure lines.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+W=${1:-/tmp/homefeed-bench}; SKIP_HTTP=0; [[ "${2:-}" == "--skip-http" ]] && SKIP_HTTP=1
+PY=${ANCHORS_VENV:-/tmp/homefeed-anchors-venv}/bin/python
+[ -x "$PY" ] || bash "$here/../shared/anchors/setup.sh" >/dev/null
+cd "$here"; swift build -c release >/dev/null; BIN=$(swift build -c release --show-bin-path)
+echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | xargs), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+mkdir -p "$W"
+# 1. Data: 100 k users.
+[ -f "$W/data100k/interactions.csv" ] || "$BIN/homefeed-batch" generate --out "$W/data100k" --users 100000 --videos 20000 --seed 1 --quiet
+# 2. CSV parse rate, next to pandas on the same file.
+"$BIN/homefeed-bench" csv --data "$W/data100k" | tail -1
+"$PY" jobs/bench/pandas_read.py "$W/data100k" 3 | tail -1
+# 3. Refresh of 100 k users: wall time and peak RSS.
+rm -rf "$W/store100k"
+/usr/bin/time -v "$BIN/homefeed-batch" run --data "$W/data100k" --store "$W/store100k" --active-days 0 --quiet 2>"$W/time.txt" | tail -1
+echo "bench refresh100k wall_s=$(awk -F': ' '/Elapsed/ {split($2,a,":"); print (length(a)==3 ? a[1]*3600+a[2]*60+a[3] : a[1]*60+a[2])}' "$W/time.txt") peak_rss_mb=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$W/time.txt")"
+# 4. Store write vs a bare SstFileWriter of the same bytes.
+"$BIN/homefeed-bench" store-write --dir "$W/sst" --users 200000 | tail -1
+# 5. In-process request cost on a 1 M-user version (random users, warm page cache).
+[ -f "$W/store1m/CURRENT" ] || "$BIN/homefeed-bench" synth-store --store "$W/store1m" --users 1000000 --videos 200000 >/dev/null
+cat "$W"/store1m/versions/*/*.sst >/dev/null
+"$BIN/homefeed-bench" lookup --store "$W/store1m" --users 1000000 --requests 300000 --limit 20 | tail -1
+"$BIN/homefeed-bench" lookup --store "$W/store1m" --users 1000000 --requests 300000 --limit 100 | tail -1
+# 6. HTTP on loopback next to Redis, pinned, 5 alternating rounds.
+[ $SKIP_HTTP = 1 ] || jobs/bench/http-vs-redis.sh "$W/store1m" 5 1000000 10 | tail -6
