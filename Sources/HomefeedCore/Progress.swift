@@ -20,7 +20,7 @@ public final class Progress: Sendable {
 
     public func add(_ n: Int) {
         let now = done.add(n, ordering: .relaxed).newValue
-        if quiet { return }
+        if quiet || (total > 0 && now >= total) { return }   // the closing line comes from finish()
         let t = TimeFormat.monotonic()
         let due = lastPrint.withLock { last -> Bool in
             if t - last < interval { return false }

@@ -2,60 +2,80 @@ import HomefeedStore
 
 /// The candidates of one user, merged across sources: each video once, with the normalized score every source
 /// gave it (0 when a source did not propose it) and the first source that proposed it.
-struct CandidateSet {
+///
+/// One per worker thread, reused for every user: flat raw buffers sized once (`capacity` candidates), and per-video
+/// stamps so starting a new user and deduplicating are O(1) — the per-candidate cost is a few stores.
+final class CandidateSet {
     static let sourceCount = CandidateSource.allCases.count
-    var videos: [UInt32] = []
-    var firstSource: [CandidateSource] = []
-    /// `sourceScores[c * sourceCount + s]`: candidate c's score from source s, scaled to [0, 1] by the source's top.
-    var sourceScores: [Float] = []
-    /// Per video: stamp of the user that last touched it (`seenStamp`: excluded; `addStamp`: index in `slot`).
-    private var excludedStamp: [UInt32]
-    private var addedStamp: [UInt32]
-    private var slot: [Int32]
+    let capacity: Int
+    private(set) var count = 0
+    private let videoBuf: UnsafeMutablePointer<UInt32>
+    private let sourceBuf: UnsafeMutablePointer<CandidateSource>
+    /// `scoreBuf[c * sourceCount + s]`: candidate c's score from source s, scaled to [0, 1] by the source's top.
+    private let scoreBuf: UnsafeMutablePointer<Float>
+    /// Per video: stamp of the user that excluded it / added it, and its candidate slot.
+    private let excludedStamp: UnsafeMutablePointer<UInt32>
+    private let addedStamp: UnsafeMutablePointer<UInt32>
+    private let slot: UnsafeMutablePointer<Int32>
+    private let videoCount: Int
     private var stamp: UInt32 = 0
 
-    init(videoCount: Int) {
-        excludedStamp = [UInt32](repeating: 0, count: videoCount)
-        addedStamp = [UInt32](repeating: 0, count: videoCount)
-        slot = [Int32](repeating: 0, count: videoCount)
+    init(videoCount: Int, capacity: Int) {
+        self.videoCount = videoCount
+        self.capacity = max(capacity, 1)
+        videoBuf = .allocate(capacity: self.capacity)
+        sourceBuf = .allocate(capacity: self.capacity)
+        scoreBuf = .allocate(capacity: self.capacity * Self.sourceCount)
+        excludedStamp = .allocate(capacity: max(videoCount, 1))
+        excludedStamp.initialize(repeating: 0, count: max(videoCount, 1))
+        addedStamp = .allocate(capacity: max(videoCount, 1))
+        addedStamp.initialize(repeating: 0, count: max(videoCount, 1))
+        slot = .allocate(capacity: max(videoCount, 1))
     }
 
-    var count: Int { videos.count }
+    deinit {
+        videoBuf.deallocate(); sourceBuf.deallocate(); scoreBuf.deallocate()
+        excludedStamp.deallocate(); addedStamp.deallocate(); slot.deallocate()
+    }
 
     /// Starts a new user: forgets the previous candidates and exclusions in O(1).
-    mutating func reset() {
-        videos.removeAll(keepingCapacity: true)
-        firstSource.removeAll(keepingCapacity: true)
-        sourceScores.removeAll(keepingCapacity: true)
+    func reset() {
+        count = 0
         stamp &+= 1
         if stamp == 0 {  // wrapped: clear for real once every 4 billion users
-            for i in excludedStamp.indices { excludedStamp[i] = 0; addedStamp[i] = 0 }
+            excludedStamp.update(repeating: 0, count: videoCount)
+            addedStamp.update(repeating: 0, count: videoCount)
             stamp = 1
         }
     }
 
-    mutating func exclude(_ v: Int) { excludedStamp[v] = stamp }
-    func isExcluded(_ v: Int) -> Bool { excludedStamp[v] == stamp }
+    @inline(__always) func exclude(_ v: Int) { excludedStamp[v] = stamp }
+    @inline(__always) func isExcluded(_ v: Int) -> Bool { excludedStamp[v] == stamp }
 
-    /// Adds (or merges) a candidate from `source` with a score already scaled to [0, 1].
-    mutating func add(_ v: UInt32, source: CandidateSource, score: Float) {
+    /// Adds (or merges) a candidate from `source` with a score already scaled to [0, 1]; ignored when full.
+    @inline(__always)
+    func add(_ v: UInt32, source: CandidateSource, score: Float) {
         let i = Int(v)
         let c: Int
         if addedStamp[i] == stamp {
             c = Int(slot[i])
         } else {
+            guard count < capacity else { return }
             addedStamp[i] = stamp
-            c = videos.count
+            c = count
+            count += 1
             slot[i] = Int32(c)
-            videos.append(v)
-            firstSource.append(source)
-            sourceScores.append(contentsOf: repeatElement(0, count: Self.sourceCount))
+            videoBuf[c] = v
+            sourceBuf[c] = source
+            (scoreBuf + c * Self.sourceCount).update(repeating: 0, count: Self.sourceCount)
         }
         let k = c * Self.sourceCount + Int(source.rawValue)
-        sourceScores[k] = max(sourceScores[k], score)
+        scoreBuf[k] = max(scoreBuf[k], score)
     }
 
-    func score(_ c: Int, _ s: CandidateSource) -> Float { sourceScores[c * Self.sourceCount + Int(s.rawValue)] }
+    @inline(__always) func video(_ c: Int) -> UInt32 { videoBuf[c] }
+    @inline(__always) func firstSource(_ c: Int) -> CandidateSource { sourceBuf[c] }
+    @inline(__always) func score(_ c: Int, _ s: CandidateSource) -> Float { scoreBuf[c * Self.sourceCount + Int(s.rawValue)] }
 }
 
 /// Keeps the `k` best (score, candidate) pairs; ties go to the lower video index so output is deterministic.

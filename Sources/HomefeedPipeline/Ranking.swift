@@ -12,7 +12,7 @@ protocol Ranker: Sendable {
 struct PopularityBlendRanker: Ranker {
     func score(candidate c: Int, in set: CandidateSet, user u: Int, data: Dataset) -> Float {
         let s = 0.5 * set.score(c, .popularRegion) + 0.3 * set.score(c, .popularLanguage) + 0.2 * set.score(c, .popularGlobal)
-        let sameLanguage = data.videos.language[Int(set.videos[c])] == data.users.language[u]
+        let sameLanguage = data.videos.language[Int(set.video(c))] == data.users.language[u]
         return sameLanguage ? s * 1.2 : s
     }
 }

@@ -178,7 +178,10 @@ public enum Refresh {
         let progress = Progress("rank users", total: users.count, unit: "users", quiet: quiet)
         let block = config.refresh.blockUsers
         let ranker = PopularityBlendRanker()
-        let scratch = SlotBuffer((0..<threads).map { _ in (CandidateSet(videoCount: data.videos.count), TopK(k: config.refresh.listSize)) })
+        let candidateCapacity = 3 * config.refresh.candidatesPerSource   // three popular sources today
+        let scratch = SlotBuffer((0..<threads).map { _ in
+            (CandidateSet(videoCount: data.videos.count, capacity: candidateCapacity), TopK(k: config.refresh.listSize))
+        })
         let perSource = config.refresh.candidatesPerSource
         var written = 0, entries = 0
         for start in stride(from: 0, to: users.count, by: block) {
@@ -189,7 +192,7 @@ public enum Refresh {
                     for k in range {
                         let u = Int(users[start + k].user)
                         results[k] = rankOne(u, data: data, history: history, popularity: popularity,
-                                             perSource: perSource, ranker: ranker, set: &s.0, top: &s.1)
+                                             perSource: perSource, ranker: ranker, set: s.0, top: &s.1)
                     }
                 }
             }
@@ -207,31 +210,37 @@ public enum Refresh {
 
     /// One user's list: exclude seen and unavailable videos, gather candidates from the popular sources, rank, top-k.
     static func rankOne(_ u: Int, data: Dataset, history: UserHistory, popularity: Popularity, perSource: Int,
-                        ranker: some Ranker, set: inout CandidateSet, top: inout TopK) -> RecommendationList {
+                        ranker: some Ranker, set: CandidateSet, top: inout TopK) -> RecommendationList {
         set.reset()
         top.reset()
         for v in history.seen(of: u) { set.exclude(Int(v)) }
         let country = data.users.country[u]
         let language = data.languages[data.users.language[u]]
+        let videos = data.videos
         func gather(_ r: Popularity.Ranked?, _ source: CandidateSource) {
             guard let r, let best = r.scores.first, best > 0 else { return }
-            for (v, s) in zip(r.videos.prefix(perSource), r.scores.prefix(perSource)) {
-                if set.isExcluded(Int(v)) || !data.videos.isAvailable(Int(v), in: country) { continue }
-                set.add(v, source: source, score: max(0, s / best))
+            r.videos.withUnsafeBufferPointer { vs in
+                r.scores.withUnsafeBufferPointer { ss in
+                    for k in 0..<min(perSource, vs.count) {
+                        let v = vs[k]
+                        if set.isExcluded(Int(v)) || !videos.isAvailable(Int(v), in: country) { continue }
+                        set.add(v, source: source, score: max(0, ss[k] / best))
+                    }
+                }
             }
         }
         gather(popularity.regions[country], .popularRegion)
         gather(popularity.languages[language], .popularLanguage)
         gather(popularity.global, .popularGlobal)
         for c in 0..<set.count {
-            top.offer(score: ranker.score(candidate: c, in: set, user: u, data: data), video: set.videos[c], candidate: Int32(c))
+            top.offer(score: ranker.score(candidate: c, in: set, user: u, data: data), video: set.video(c), candidate: Int32(c))
         }
         var list = RecommendationList()
         list.country = country
         list.language = language
         list.seenFilter = SeenFilter.build(history.seen(of: u))
         for item in top.sorted() {
-            list.videos.append(item.video); list.scores.append(item.score); list.sources.append(set.firstSource[Int(item.candidate)])
+            list.videos.append(item.video); list.scores.append(item.score); list.sources.append(set.firstSource(Int(item.candidate)))
         }
         return list
     }

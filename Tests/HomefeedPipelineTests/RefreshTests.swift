@@ -196,7 +196,7 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
     }
 
     @Test func candidateSetMergesSourcesAndResetsInO1() {
-        var set = CandidateSet(videoCount: 10)
+        let set = CandidateSet(videoCount: 10, capacity: 3)
         set.reset()
         set.exclude(4)
         set.add(2, source: .popularRegion, score: 0.5)
@@ -205,8 +205,14 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
         #expect(set.count == 2)
         #expect(set.isExcluded(4))
         #expect(set.score(0, .popularRegion) == 0.5 && set.score(0, .popularGlobal) == 0.25)
-        #expect(set.firstSource == [.popularRegion, .popularGlobal])
+        #expect(set.score(1, .popularRegion) == 0)
+        #expect([set.firstSource(0), set.firstSource(1)] == [.popularRegion, .popularGlobal])
+        set.add(8, source: .popularGlobal, score: 1)
+        set.add(9, source: .popularGlobal, score: 1)      // beyond capacity: ignored
+        #expect(set.count == 3 && set.video(2) == 8)
         set.reset()
         #expect(set.count == 0 && !set.isExcluded(4))
+        set.add(7, source: .popularLanguage, score: 0.5)  // a new user: slot reused, old scores cleared
+        #expect(set.score(0, .popularGlobal) == 0 && set.score(0, .popularLanguage) == 0.5)
     }
 }
