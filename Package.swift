@@ -43,11 +43,12 @@ let package = Package(
 
         // Tests: one suite per library, all with real files, real RocksDB and real loopback sockets.
         .testTarget(name: "HomefeedCoreTests", dependencies: ["HomefeedCore"]),
-        .testTarget(name: "HomefeedDataTests", dependencies: ["HomefeedData"]),
-        .testTarget(name: "HomefeedSyntheticTests", dependencies: ["HomefeedSynthetic", "HomefeedData"]),
+        .testTarget(name: "HomefeedDataTests", dependencies: ["HomefeedData", "HomefeedCore"]),
+        .testTarget(name: "HomefeedSyntheticTests", dependencies: ["HomefeedSynthetic", "HomefeedData", "HomefeedCore"]),
         .testTarget(name: "HomefeedStoreTests", dependencies: ["HomefeedStore", "HomefeedCore"]),
         .testTarget(name: "HomefeedPipelineTests",
-                    dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport"]),
+                    dependencies: ["HomefeedPipeline", "HomefeedData", "HomefeedSynthetic", "HomefeedStore", "HomefeedTestSupport",
+                                   "HomefeedCore"]),
         .testTarget(name: "HomefeedHTTPTests", dependencies: ["HomefeedHTTP"]),
         // Runs the built commands as a user would (real processes, real files, real signals).
         .testTarget(name: "HomefeedCLITests", dependencies: ["HomefeedTestSupport", "HomefeedHTTP"]),

@@ -5,7 +5,11 @@ import Glibc
 /// An error with a message meant for the operator: it names what failed and where.
 public struct HomefeedError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The process exit status a command reports for this error (1; 75 = EX_TEMPFAIL: try again later).
+    public var exitCode: Int32
+    public init(_ message: String, exitCode: Int32 = 1) { self.message = message; self.exitCode = exitCode }
+    /// Another command holds the store: schedulers skip this run rather than alert (jobs/refresh).
+    public static let busyExitCode: Int32 = 75
     public var description: String { message }
 }
 

@@ -103,7 +103,8 @@ public enum Refresh {
             meta.counts.personalizedUsers = users
             meta.counts.meanListLength = users > 0 ? Double(entries) / Double(users) : 0
             meta.stages = stages
-            try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles)
+            try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles,
+                              asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest)
                 .write(to: outDir + "/" + shard.fileName + ".json")
             let line = "refresh shard \(shard): \(users) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
             return RefreshSummary(metadata: meta, outcome: nil, shardFile: file, line: line)
@@ -118,8 +119,9 @@ public enum Refresh {
         try stage("write popular") { try builder.writePopular(fallbacks) }
         meta.counts.popularLists = fallbacks.count
         if let dir = opt.ingestShards {
-            let shards = try stage("collect shards") { try ShardManifest.collect(dir, expectedSources: meta.sourceFiles) }
-            builder.addUserListFiles(shards.files)
+            let shards = try stage("collect shards") { try ShardManifest.collect(dir, expectedSources: meta.sourceFiles, asOf: asOf,
+                                                                              activeDays: activeDays, configDigest: meta.configDigest) }
+            try builder.addUserListFiles(shards.files)
             meta.counts.personalizedUsers = shards.users
             meta.counts.meanListLength = shards.users > 0 ? Double(shards.entries) / Double(shards.users) : 0
             meta.counts.activeUsers = shards.activeUsers

@@ -10,10 +10,16 @@ struct ShardManifest: Codable {
     var counts: RunMetadata.Counts
     var entries: Int
     var sourceFiles: [RunMetadata.SourceFile]
+    /// What every shard of one version must share with the ingest run: the data's now, the activity window and
+    /// the configuration.
+    var asOf: Int64
+    var activeDays: Int
+    var configDigest: String
 
-    init(shard: ShardSpec, counts: RunMetadata.Counts, entries: Int, sourceFiles: [RunMetadata.SourceFile]) {
+    init(shard: ShardSpec, counts: RunMetadata.Counts, entries: Int, sourceFiles: [RunMetadata.SourceFile],
+         asOf: Int64, activeDays: Int, configDigest: String) {
         self.shard = shard.index; shardCount = shard.count; self.counts = counts; self.entries = entries
-        self.sourceFiles = sourceFiles
+        self.sourceFiles = sourceFiles; self.asOf = asOf; self.activeDays = activeDays; self.configDigest = configDigest
     }
 
     func write(to path: String) throws {
@@ -25,7 +31,8 @@ struct ShardManifest: Codable {
     struct Collected { var files: [String] = []; var users = 0; var entries = 0; var activeUsers = 0; var count = 0 }
 
     /// Reads every manifest in `dir`; all shards 0..<N of one N must be present, from the same input files.
-    static func collect(_ dir: String, expectedSources: [RunMetadata.SourceFile]) throws -> Collected {
+    static func collect(_ dir: String, expectedSources: [RunMetadata.SourceFile], asOf: Int64, activeDays: Int,
+                        configDigest: String) throws -> Collected {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         let manifests = try names.filter { $0.hasPrefix("users-") && $0.hasSuffix(".sst.json") }.sorted().map { name -> ShardManifest in
             guard let d = FileManager.default.contents(atPath: dir + "/" + name) else { throw HomefeedError("cannot read \(dir)/\(name)") }
@@ -43,6 +50,15 @@ struct ShardManifest: Codable {
         for m in manifests {
             guard m.sourceFiles == expectedSources else {
                 throw HomefeedError("\(dir): shard \(m.shard)/\(n) was computed from different input files than this run")
+            }
+            guard m.asOf == asOf else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) was computed as of \(TimeFormat.iso8601(m.asOf)), this run is as of \(TimeFormat.iso8601(asOf)) (pass the same --now)")
+            }
+            guard m.activeDays == activeDays else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) used --active-days \(m.activeDays), this run \(activeDays)")
+            }
+            guard m.configDigest == configDigest else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) used another configuration (digest \(m.configDigest), this run \(configDigest))")
             }
             let spec = try ShardSpec(index: m.shard, count: n)
             let sst = dir + "/" + spec.fileName

@@ -27,8 +27,18 @@ public final class VersionBuilder {
         try UserListWriter(path: sstDir + "/" + shard.fileName, shard: shard) { [unowned self] in self.sstFiles.append($0) }
     }
 
-    /// Adds user-list SSTs computed elsewhere (`run --shard I/N`); they are linked, not copied, when possible.
-    public func addUserListFiles(_ paths: [String]) { sstFiles.append(contentsOf: paths) }
+    /// Adds user-list SSTs computed elsewhere (`run --shard I/N`). They are hard-linked (copied across file
+    /// systems) into this build, so the originals stay and a refused or failed ingest can be retried.
+    public func addUserListFiles(_ paths: [String]) throws {
+        for (i, p) in paths.enumerated() {
+            let target = sstDir + "/shard-\(i)-" + (p as NSString).lastPathComponent
+            if link(p, target) != 0 {
+                do { try FileManager.default.copyItem(atPath: p, toPath: target) }
+                catch { throw HomefeedError("cannot link or copy shard file \(p) into \(sstDir): \(error)") }
+            }
+            sstFiles.append(target)
+        }
+    }
 
     public func writePopular(_ lists: [(scope: PopularScope, code: String, list: RecommendationList)]) throws {
         let entries = lists.map { (StoreKey.popular($0.scope, $0.code), ListCodec.encode($0.list)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }

@@ -7,6 +7,7 @@ import HomefeedCore
 ///     STORE/
 ///       CURRENT            name of the served version (written: temp file, fsync, rename, fsync dir)
 ///       PINNED             present after a rollback: runs build but do not publish until `unpin`
+///       HISTORY            every version ever served, one `name<TAB>time` line each (rollback targets)
 ///       LOCK               flock'ed by run / rollback / unpin
 ///       versions/v000042-20261123T180000Z/   a RocksDB (ingested SSTs) + meta.json
 ///       tmp/               versions being built; leftovers of a crash are removed by the next locked command
@@ -16,6 +17,7 @@ public final class VersionedStore: @unchecked Sendable {  // immutable after ini
     public var tmpDir: String { root + "/tmp" }
     var currentPath: String { root + "/CURRENT" }
     var pinnedPath: String { root + "/PINNED" }
+    var historyPath: String { root + "/HISTORY" }
 
     public init(root: String) {
         self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
@@ -86,6 +88,33 @@ public final class VersionedStore: @unchecked Sendable {  // immutable after ini
     public func setCurrent(_ version: String) throws {
         guard versions().contains(version) else { throw HomefeedError("no complete version '\(version)' in \(versionsDir)") }
         try atomicWrite(currentPath, version + "\n")
+        try appendHistory(version)
+    }
+
+    /// Versions in the order they were served (oldest first); a name appears again when served again.
+    public func servedHistory() -> [String] {
+        guard let d = FileManager.default.contents(atPath: historyPath) else { return [] }
+        return String(decoding: d, as: UTF8.self).split(separator: "\n").compactMap {
+            let name = String($0.split(separator: "\t").first ?? "")
+            return Self.isVersionName(name) ? name : nil
+        }
+    }
+
+    /// The version served before the current one that is still on disk: what `rollback` goes back to. Versions
+    /// that were built but never served (refused by the publish guard, built while pinned) are skipped.
+    public func previousServed() throws -> String? {
+        let cur = try current()
+        let onDisk = Set(versions())
+        return servedHistory().reversed().first { $0 != cur && onDisk.contains($0) }
+    }
+
+    private func appendHistory(_ version: String) throws {
+        let fd = open(historyPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HomefeedError("cannot write \(historyPath): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var line = version + "\t" + TimeFormat.iso8601(TimeFormat.now()) + "\n"
+        line.withUTF8 { p in _ = write(fd, p.baseAddress, p.count) }
+        _ = fsync(fd)
     }
 
     public func pin(_ version: String) throws { try atomicWrite(pinnedPath, version + "\n") }
@@ -97,10 +126,11 @@ public final class VersionedStore: @unchecked Sendable {  // immutable after ini
         }
     }
 
-    /// Deletes the oldest versions beyond `keep`, never the served or the pinned one. Returns what it deleted.
+    /// Deletes the oldest versions beyond `keep`, never the served, the pinned, or the previously served one
+    /// (the rollback target). Returns what it deleted.
     @discardableResult
     public func prune(keep: Int) throws -> [String] {
-        let protected = Set([try current(), try pinned()].compactMap { $0 })
+        let protected = Set([try current(), try pinned(), try previousServed()].compactMap { $0 })
         let all = versions()
         var deleted: [String] = []
         for v in all.dropLast(max(keep, 1)) where !protected.contains(v) {
@@ -144,7 +174,8 @@ public final class StoreLock: @unchecked Sendable {  // the fd is only closed on
         guard fd >= 0 else { throw HomefeedError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             close(fd); fd = -1
-            throw HomefeedError("store is locked by another homefeed-batch command (\(path)); try again when it finishes")
+            throw HomefeedError("store is locked by another homefeed-batch command (\(path)); try again when it finishes",
+                                exitCode: HomefeedError.busyExitCode)
         }
     }
 

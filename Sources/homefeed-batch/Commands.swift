@@ -123,7 +123,7 @@ enum Commands {
     static func rollback(_ argv: [String]) throws {
         let a = try parse("rollback", "--store DIR [--to VERSION]", [
             .init("store", "DIR", "store directory (required)"),
-            .init("to", "VERSION", "version to serve (default: the one before the served version)"),
+            .init("to", "VERSION", "version to serve (default: the one served before the current one)"),
         ], argv)
         let store = try existingStore(a)
         let lock = try store.lock()
@@ -134,10 +134,10 @@ enum Commands {
             guard all.contains(to) else { throw HomefeedError("no version '\(to)' in \(store.versionsDir); see homefeed-batch versions") }
             target = to
         } else {
-            guard let cur = try store.current(), let i = all.firstIndex(of: cur), i > 0 else {
+            guard let previous = try store.previousServed() else {
                 throw HomefeedError("no earlier version to roll back to (see homefeed-batch versions)")
             }
-            target = all[i - 1]
+            target = previous
         }
         try store.setCurrent(target)
         try store.pin(target)

@@ -31,5 +31,5 @@ do {
     try command.run(Array(argv.dropFirst()))
 } catch {
     Log.error("\(error)")
-    exit(1)
+    exit((error as? HomefeedError)?.exitCode ?? 1)
 }

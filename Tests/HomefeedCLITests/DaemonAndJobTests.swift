@@ -164,6 +164,7 @@ struct RefreshJobTests {
         let v2 = try #require(current(store))
         #expect(v2 != v1 && done.stdout.contains("refresh: version \(v2) published"), "\(done)")
 
+
         // A failing refresh: non-zero, says so, the served version stays.
         var bad = env
         bad["HOMEFEED_DATA"] = dir.sub("no-such-data")
@@ -182,5 +183,16 @@ struct RefreshJobTests {
         let nb = try run(CLI.refreshScript, [], env: noBin, in: dir)
         #expect(nb.status == 1, "\(nb)")
         #expect(nb.stderr.contains(dir.sub("no-bin") + "/homefeed-batch not found"), "\(nb)")
+
+        // The store held by a command started by hand (not through the job's lock): skipped too, exit 0.
+        let manual = try Spawned(CLI.batch, ["run", "--data", data, "--store", store, "--config", config, "--quiet"],
+                                 env: ["HOMEFEED_TEST_BLOCK_DELAY": "0.25"], outputDir: dir.sub("proc-output-2"))
+        defer { manual.kill() }
+        #expect(poll(timeout: 60) { partialVersion(store) != nil || !manual.isRunning }, "the manual run never started writing")
+        let busy = try run(CLI.refreshScript, ["--quiet"], env: env, in: dir, timeout: 60)
+        #expect(busy.ok, "\(busy)")
+        #expect(busy.stderr.contains("the store is busy"), "\(busy)")
+        #expect(manual.isRunning, "the manual run ended before the refresh was tried; the test proved nothing")
+        #expect(manual.result(timeout: 120).ok)
     }
 }

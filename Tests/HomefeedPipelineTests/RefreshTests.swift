@@ -122,6 +122,31 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
         #expect(FileManager.default.contents(atPath: a) == FileManager.default.contents(atPath: b))
     }
 
+    @Test func ingestRefusesShardsOfAnotherRunAndKeepsTheFiles() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        for i in 0..<2 {
+            _ = try refreshFixture(dir: dir) { o in o.shard = try? ShardSpec(index: i, count: 2); o.shardOut = dir.sub("shards") }
+        }
+        // Another --now than the shard jobs: refused, naming the shard and both times.
+        do {
+            _ = try refreshFixture(dir: dir, now: StandardFixture.t0 + 3600) { o in o.ingestShards = dir.sub("shards") }
+            Issue.record("expected an error")
+        } catch let e as HomefeedError {
+            #expect(e.message.contains("shard 0/2") && e.message.contains("--now"))
+        }
+        // Another configuration: refused too.
+        var other = HomefeedConfig(); other.refresh.listSize = 50
+        #expect(throws: HomefeedError.self) {
+            _ = try refreshFixture(dir: dir, config: other) { o in o.ingestShards = dir.sub("shards") }
+        }
+        // The matching ingest works, and the shard files stay for a retry.
+        let ok = try refreshFixture(dir: dir) { o in o.ingestShards = dir.sub("shards") }
+        #expect(ok.metadata.counts.personalizedUsers == 63)
+        #expect(FileManager.default.fileExists(atPath: dir.sub("shards") + "/users-0-of-2.sst"))
+        let again = try refreshFixture(dir: dir) { o in o.ingestShards = dir.sub("shards") }
+        #expect(again.metadata.counts.personalizedUsers == 63)
+    }
+
     @Test func ingestRefusesAnIncompleteShardSet() throws {
         let dir = TempDir(); defer { dir.remove() }
         _ = try refreshFixture(dir: dir) { o in o.shard = try? ShardSpec(index: 0, count: 2); o.shardOut = dir.sub("shards") }
@@ -153,6 +178,14 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
         let forced = try refreshFixture(dir: dir, now: StandardFixture.t0 + 60 * 86400) { $0.activeDays = 1; $0.force = true }
         #expect(forced.outcome != nil)
         #expect(try store.current() != served)
+        // The rollback target is the version served before, never the refused one (built, kept, never served).
+        let versions = store.versions()
+        #expect(versions.count == 3)
+        #expect(try store.previousServed() == served)
+        #expect(store.servedHistory() == [served!, versions[2]])
+        // Pruning to one version keeps the served one and the rollback target.
+        let pruned = try store.prune(keep: 1)
+        #expect(pruned == [versions[1]])
     }
 
     @Test func pinnedStoreBuildsButDoesNotPublish() throws {

@@ -47,11 +47,12 @@ struct PublishTests {
             try store.setCurrent(v4)
             #expect(try store.prune(keep: 1) == [v[3]])
             #expect(store.versions() == [v[0], v4, v5])
-            // keep 0 is treated as 1: the newest is never deleted.
+            // keep 0 is treated as 1: the newest is never deleted, nor the previously served v4 (the rollback target).
             try store.unpin()
             try store.setCurrent(v5)
-            #expect(try store.prune(keep: 0) == [v[0], v4])
-            #expect(store.versions() == [v5])
+            #expect(try store.previousServed() == v4)
+            #expect(try store.prune(keep: 0) == [v[0]])
+            #expect(store.versions() == [v4, v5])
         }
     }
 
@@ -76,9 +77,11 @@ struct PublishTests {
             try store.unpin()
             #expect(try store.pinned() == nil)
             try store.unpin()  // idempotent
-            #expect(try store.publish(v3, force: false, guardMaxDrop: 0.5, keep: 2) == .published(pruned: [v1]))
+            // v1 was served last before v3, so it stays as the rollback target; nothing is pruned at keep 2.
+            #expect(try store.publish(v3, force: false, guardMaxDrop: 0.5, keep: 2) == .published(pruned: []))
             #expect(try store.current() == v3)
-            #expect(store.versions() == [v2, v3])
+            #expect(try store.previousServed() == v1)
+            #expect(store.versions() == [v1, v2, v3])
         }
     }
 

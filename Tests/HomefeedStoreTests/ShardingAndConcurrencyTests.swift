@@ -30,7 +30,7 @@ struct ShardingAndConcurrencyTests {
             #expect(files.count == 4)
             let b = try VersionBuilder(store: store, createdAt: Fixture.createdAt + 1)
             try b.writePopular(Fixture.popular)
-            b.addUserListFiles(files)
+            try b.addUserListFiles(files)
             try b.writeVideos(Fixture.videos(6))
             var meta = Fixture.metadata()
             meta.shards = 4
@@ -66,7 +66,7 @@ struct ShardingAndConcurrencyTests {
             #expect(!files.contains { $0.hasSuffix(shards[1].fileName) })
 
             let b = try VersionBuilder(store: store, createdAt: Fixture.createdAt)
-            b.addUserListFiles(files)
+            try b.addUserListFiles(files)
             // An empty shard written through the builder is skipped as well.
             let empty = try b.userListWriter(shard: shards[1])
             #expect(try empty.finish() == nil)
