@@ -76,15 +76,23 @@ public struct ShardSpec: Sendable, Equatable, CustomStringConvertible {
     public let index: Int
     public let count: Int
 
+    /// Bounds of the hash range (inclusive), computed once: `contains` runs for every user written.
+    public let lowerHash: UInt64
+    public let upperHash: UInt64
+
     public static let all = ShardSpec(uncheckedIndex: 0, count: 1)
 
-    private init(uncheckedIndex: Int, count: Int) { index = uncheckedIndex; self.count = count }
+    private init(uncheckedIndex: Int, count: Int) {
+        index = uncheckedIndex; self.count = count
+        lowerHash = UInt64((UInt128(uncheckedIndex) << 64) / UInt128(count))
+        upperHash = UInt64(((UInt128(uncheckedIndex + 1) << 64) / UInt128(count)) - 1)
+    }
 
     public init(index: Int, count: Int) throws {
         guard count >= 1, count <= 65536, index >= 0, index < count else {
             throw HomefeedError("shard must be I/N with 0 ≤ I < N ≤ 65536, got \(index)/\(count)")
         }
-        self.index = index; self.count = count
+        self.init(uncheckedIndex: index, count: count)
     }
 
     /// Parses `I/N`.
@@ -95,11 +103,6 @@ public struct ShardSpec: Sendable, Equatable, CustomStringConvertible {
         }
         try self.init(index: i, count: n)
     }
-
-    /// Lower bound of the hash range (inclusive).
-    public var lowerHash: UInt64 { UInt64((UInt128(index) << 64) / UInt128(count)) }
-    /// Upper bound of the hash range (inclusive).
-    public var upperHash: UInt64 { UInt64(((UInt128(index + 1) << 64) / UInt128(count)) - 1) }
 
     public func contains(hash: UInt64) -> Bool { hash >= lowerHash && hash <= upperHash }
 

@@ -58,14 +58,26 @@ public enum ListCodec {
             b.storeBytes(of: list.country.raw.littleEndian, toByteOffset: 4, as: UInt16.self)
             b[6] = UInt8(langCount)
             for (k, c) in list.language.utf8.prefix(15).enumerated() { b[7 + k] = c }
+            // The columns are little-endian u32 / f32: on a little-endian host one memcpy each.
+            #if _endian(little)
+            list.videos.withUnsafeBytes { v in (b.baseAddress! + header).copyMemory(from: v.baseAddress!, byteCount: 4 * n) }
+            #else
             list.videos.withUnsafeBufferPointer { v in
                 for i in 0..<n { b.storeBytes(of: v[i].littleEndian, toByteOffset: header + 4 * i, as: UInt32.self) }
             }
+            #endif
             let scores = header + 4 * n, sources = header + 8 * n
-            for i in 0..<n {
-                let score = i < list.scores.count ? list.scores[i] : 0
-                b.storeBytes(of: score.bitPattern.littleEndian, toByteOffset: scores + 4 * i, as: UInt32.self)
-                b[sources + i] = i < list.sources.count ? list.sources[i].rawValue : 0
+            list.scores.withUnsafeBufferPointer { sc in
+                let m = min(n, sc.count)
+                #if _endian(little)
+                if m > 0 { (b.baseAddress! + scores).copyMemory(from: sc.baseAddress!, byteCount: 4 * m) }
+                #else
+                for i in 0..<m { b.storeBytes(of: sc[i].bitPattern.littleEndian, toByteOffset: scores + 4 * i, as: UInt32.self) }
+                #endif
+                for i in m..<n { b.storeBytes(of: UInt32(0), toByteOffset: scores + 4 * i, as: UInt32.self) }
+            }
+            list.sources.withUnsafeBufferPointer { so in
+                for i in 0..<n { b[sources + i] = i < so.count ? so[i].rawValue : 0 }
             }
             if !words.isEmpty {
                 let at = sources + n
