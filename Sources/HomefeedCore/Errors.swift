@@ -17,26 +17,19 @@ public struct HomefeedError: Error, CustomStringConvertible, Sendable {
 public enum Log {
     public static func error(_ s: String) { write("error: " + s + "\n") }
     public static func info(_ s: String) { write(s + "\n") }
-    public static func write(_ s: String) {
-        var s = s
-        s.withUTF8 { p in
-            var off = 0
-            while off < p.count {
-                let n = Glibc.write(2, p.baseAddress! + off, p.count - off)
-                if n <= 0 { break }
-                off += n
-            }
-        }
-    }
+    public static func write(_ s: String) { writeAll(2, s) }
 }
 
 /// Writes to standard output in one call per string (for command results).
-public func printOut(_ s: String) {
-    var s = s + "\n"
+public func printOut(_ s: String) { writeAll(1, s + "\n") }
+
+/// write(2) until every byte is out (or the descriptor fails).
+func writeAll(_ fd: Int32, _ text: String) {
+    var s = text
     s.withUTF8 { p in
         var off = 0
         while off < p.count {
-            let n = Glibc.write(1, p.baseAddress! + off, p.count - off)
+            let n = Glibc.write(fd, p.baseAddress! + off, p.count - off)
             if n <= 0 { break }
             off += n
         }
