@@ -49,13 +49,16 @@ final class FilterTable: @unchecked Sendable {  // immutable after init; the buf
     }
 
     /// Whether video v may be served: exists, not blocked, published at or after `minPublished`, available in
-    /// `region` (`.unknown` = no region check).
+    /// `region` (`.unknown`: only videos without an allow-list).
     @inline(__always)
     func passes(_ v: Int, region: CountryCode, minPublished: Int64) -> Bool {
         guard v < count else { return false }
         let f = flags[v]
         if f & Self.blockedFlag != 0 || records[v].published < minPublished { return false }
-        if f & (Self.allowListFlag | Self.blockListFlag) == 0 || region == .unknown { return true }
+        if f & (Self.allowListFlag | Self.blockListFlag) == 0 { return true }
+        // Region unknown (no `region` and no stored country): an allow-listed video may be shown only where it is
+        // allowed, so it is left out; a block-listed one is fine.
+        if region == .unknown { return f & Self.blockListFlag != 0 }
         var listed = false
         for k in Int(records[v].countryStart)..<Int(records[v + 1].countryStart) where countries[k] == region.raw {
             listed = true; break
