@@ -65,7 +65,7 @@ struct JSONWriter {
         var x = Double(f)
         guard x.isFinite, abs(x) < 1e12, end - p >= 21 else { write(byte: UInt8(ascii: "0")); return }
         if x < 0 { write(byte: UInt8(ascii: "-")); x = -x }
-        let scaled = UInt64((x * 1e6).rounded())
+        let scaled = UInt64(x * 1e6 + 0.5)   // round half up without a libm call
         var whole = scaled / 1_000_000
         let frac = Int(scaled % 1_000_000)
         if whole < 10 {

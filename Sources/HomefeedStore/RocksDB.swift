@@ -21,7 +21,7 @@ func rocksCall<R>(_ what: @autoclosure () -> String, _ body: (UnsafeMutablePoint
 }
 
 /// The table layout every Homefeed SST is written with (the reader inherits it from the files):
-/// 32 KiB blocks, no compression (lists are packed floats and ints and barely compress; lookups must not pay for it),
+/// 32 KiB blocks with a restart point every 4 keys, no compression (lists are packed floats and ints and barely compress; lookups must not pay for it),
 /// 10-bit bloom filters (unknown users miss without touching a data block), a hash index inside data blocks
 /// (point lookups without binary search), index and filter blocks held by the table reader, not the cache.
 final class TableOptions: @unchecked Sendable {
@@ -35,6 +35,9 @@ final class TableOptions: @unchecked Sendable {
         // 32 KiB blocks: a 4× smaller index than the 8 KiB used at first, so the binary search of a point lookup
         // touches fewer cold cache lines (bare get p50 ~4.2 → ~3.1 µs on a 1 M-user version, homefeed-bench lookup).
         rocksdb_block_based_options_set_block_size(table, 32 * 1024)
+        // A restart point every 4 keys (default 16): the in-block hash index lands on a restart point, then keys
+        // are parsed one by one; ~1.6 k fewer instructions per lookup (callgrind), +0.2 % file size.
+        rocksdb_block_based_options_set_block_restart_interval(table, 4)
         rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom_full(10))
         rocksdb_block_based_options_set_data_block_index_type(table, 1)  // kDataBlockBinaryAndHash
         rocksdb_block_based_options_set_data_block_hash_ratio(table, 0.75)
