@@ -34,7 +34,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var keepVersions = 5
         /// The publish guard refuses a version whose personalized users or mean list length fall by more than
         /// this fraction against the served version (unless --force).
-        public var guardMaxDrop = 0.5
+        public var guardMaxDrop = 0.3
         /// RocksDB block cache of the daemon, MiB; 0 = no block cache: the files are memory-mapped and blocks are
         /// read straight from the OS page cache (measured faster, no warm-up of a second cache).
         public var blockCacheMB = 0
@@ -137,6 +137,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(refresh.threads >= 0, "refresh.threads must be ≥ 0")
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
         try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
+        try check((0...1024).contains(lookupd.threads), "lookupd.threads (--threads) must be in 0...1024 (0 = all cores)")
+        try check(lookupd.maxConnections >= 1, "lookupd.max_connections must be ≥ 1")
+        try check(lookupd.idleTimeoutSeconds > 0, "lookupd.idle_timeout_seconds must be > 0")
         try check(lookupd.defaultLimit >= 1 && lookupd.defaultLimit <= lookupd.maxLimit, "lookupd.default_limit must be in 1...max_limit")
         try check(store.blockCacheMB >= 0, "store.block_cache_mb must be ≥ 0")
         try check(lookupd.reloadIntervalSeconds > 0, "lookupd.reload_interval_seconds must be > 0")

@@ -12,6 +12,10 @@ public enum CSVIssue: Sendable, Equatable, CustomStringConvertible {
     /// A row longer than the reader's `maxRowBytes` (usually a stray quote swallowing the file); the reader skips
     /// to the next line break.
     case rowTooLong
+    /// A quoted field that runs over line breaks into what should be the following rows — the row it makes does not
+    /// parse, or has the wrong number of fields (a stray quote). Only the row's first line is dropped: the reader
+    /// resumes on the next line, so one stray `"` never swallows the rest of the file.
+    case quoteRunsAcrossLines
 
     public var description: String {
         switch self {
@@ -19,6 +23,7 @@ public enum CSVIssue: Sendable, Equatable, CustomStringConvertible {
         case .quoteInUnquotedField: "quote inside an unquoted field"
         case .textAfterClosingQuote: "text after a closing quote"
         case .rowTooLong: "row too long (unbalanced quote?)"
+        case .quoteRunsAcrossLines: "a quoted field runs over the following lines (stray quote?)"
         }
     }
 }
@@ -92,6 +97,9 @@ public final class CSVReader {
     public let quoting: Bool
     /// Longest row kept in memory; a longer one is reported as `.rowTooLong` and skipped.
     public let maxRowBytes: Int
+    /// Fields a row must have (set by `readHeader`; 0 = any). A row spanning several lines whose field count
+    /// differs is taken for a stray quote: see `CSVIssue.quoteRunsAcrossLines`.
+    public var expectedFields = 0
     /// Bytes read from the file so far.
     public private(set) var bytesRead = 0
 
@@ -118,7 +126,7 @@ public final class CSVReader {
     /// Opens `path`. `delimiter` is `,` by default (tab and `|` for MovieLens); `quoting: false` treats `"` as an
     /// ordinary byte (MovieLens `u.*` files). `chunkSize` is the read size (tests use tiny ones).
     public init(path: String, delimiter: UInt8 = UInt8(ascii: ","), quoting: Bool = true,
-                chunkSize: Int = 8 << 20, maxRowBytes: Int = 64 << 20) throws {
+                chunkSize: Int = 8 << 20, maxRowBytes: Int = 1 << 20) throws {
         if delimiter == 10 || delimiter == 13 || (quoting && delimiter == 34) {
             throw HomefeedError("CSV delimiter cannot be a line break or the quote character")
         }
@@ -167,6 +175,7 @@ public final class CSVReader {
             })
         }
         if let issue { throw HomefeedError("\(path):\(issueLine): bad header row: \(issue)") }
+        expectedFields = header?.count ?? 0
         return header
     }
 
@@ -205,6 +214,18 @@ public final class CSVReader {
             if r == Self.atEOF { return false }
             // A row: [pos, r). Blank lines are skipped.
             let newlines = lineAdvance
+            if newlines > 1 && (rowIssue != nil || (expectedFields > 0 && nfields != expectedFields)) {
+                // A quote opened on this line ran over the following lines: drop this line only, resume on the next.
+                let p = buf.assumingMemoryBound(to: UInt8.self)
+                var i = pos
+                while i < r && p[i] != 10 { i += 1 }
+                let row = CSVRow(line: line, count: 0, issue: .quoteRunsAcrossLines, base: UnsafeRawPointer(buf),
+                                 scratch: UnsafeRawPointer(scratch), starts: starts, ends: ends)
+                pos = min(i + 1, r)
+                line += 1
+                try body(row)
+                return true
+            }
             pos = r
             if nfields == 1 && rowIssue == nil && !firstQuoted && ends[0] == starts[0] {
                 line += newlines

@@ -62,7 +62,7 @@ public enum HTTPParser {
         var needMore: HTTPParseResult {
             n >= maxHeaderBytes
                 ? .error(HTTPParseError(.headersTooLarge,
-                                        "request line and headers exceed \(maxHeaderBytes) bytes (maxHeaderBytes)"))
+                                        "request line and headers exceed \(maxHeaderBytes) bytes (max_header_bytes)"))
                 : .incomplete(needed: 0)
         }
 
@@ -209,12 +209,12 @@ public enum HTTPParser {
         }
         if bodyTooLarge {
             return .error(HTTPParseError(.bodyTooLarge,
-                                         "request body exceeds \(maxBodyBytes) bytes (maxBodyBytes)"))
+                                         "request body exceeds \(maxBodyBytes) bytes (max_body_bytes)"))
         }
         let bodyLength = max(contentLength, 0)
         let (total, overflow) = i.addingReportingOverflow(bodyLength)
         if overflow {
-            return .error(HTTPParseError(.bodyTooLarge, "request body exceeds \(maxBodyBytes) bytes (maxBodyBytes)"))
+            return .error(HTTPParseError(.bodyTooLarge, "request body exceeds \(maxBodyBytes) bytes (max_body_bytes)"))
         }
         if n < total { return .incomplete(needed: total) }
 

@@ -31,15 +31,15 @@ public final class HTTPServer: Sendable {
     /// Validates the configuration; nothing is bound until `start()`.
     public init(config: HTTPServerConfig, handler: any HTTPHandler) throws(HTTPConfigError) {
         func check(_ ok: Bool, _ what: String) throws(HTTPConfigError) {
-            if !ok { throw HTTPConfigError("invalid HTTPServerConfig: \(what)") }
+            if !ok { throw HTTPConfigError("invalid server setting: \(what)") }
         }
         try check((0...65535).contains(config.port), "port \(config.port) is not in 0...65535")
         try check((0...1024).contains(config.threads), "threads \(config.threads) is not in 0...1024")
-        try check((64...(1 << 24)).contains(config.maxHeaderBytes), "maxHeaderBytes \(config.maxHeaderBytes) is not in 64...16777216")
-        try check((0...(1 << 30)).contains(config.maxBodyBytes), "maxBodyBytes \(config.maxBodyBytes) is not in 0...1073741824")
-        try check(config.maxConnections >= 1, "maxConnections must be at least 1")
+        try check((64...(1 << 24)).contains(config.maxHeaderBytes), "max_header_bytes \(config.maxHeaderBytes) is not in 64...16777216")
+        try check((0...(1 << 30)).contains(config.maxBodyBytes), "max_body_bytes \(config.maxBodyBytes) is not in 0...1073741824")
+        try check(config.maxConnections >= 1, "max_connections must be at least 1")
         try check(config.idleTimeoutSeconds > 0 && config.idleTimeoutSeconds <= 86400 * 365,
-                  "idleTimeoutSeconds \(config.idleTimeoutSeconds) must be > 0")
+                  "idle_timeout_seconds \(config.idleTimeoutSeconds) must be > 0")
         try check(config.backlog >= 1, "backlog must be at least 1")
         self.config = config
         self.handler = handler

@@ -133,6 +133,12 @@ extension LookupService {
                     if n < limit {
                         let language = q.language ?? view?.language
                         var chosen = view != nil
+                        // The videos already taken, in a small open-addressing set on the stack: checking each
+                        // top-up candidate against the list so far was O(limit) and dominated limit=100 requests.
+                        let slots = 1 << (Int.bitWidth - (2 * limit).leadingZeroBitCount)   // power of two > 2·limit
+                        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: slots) { buf in
+                        var taken = VideoSet(buf)
+                        for k in 0..<n { _ = taken.insert(videos[k]) }
                         for (list, level) in [(st.regionLists[region.raw], LookupMetrics.Fallback.popularRegion),
                                               (language.flatMap { st.languageLists[$0] }, .popularLanguage),
                                               (st.globalList, .popularGlobal)] where n < limit {
@@ -142,11 +148,12 @@ extension LookupService {
                             for (v, s) in zip(list.videos, list.scores) where n < limit {
                                 if table.passes(Int(v), region: region, minPublished: minPublished)
                                     && !excluded.contains(v) && !(view?.mightHaveSeen(v) ?? false)
-                                    && !UnsafeBufferPointer(rebasing: videos[0..<n]).contains(v) {
+                                    && taken.insert(v) {
                                     videos[n] = v; scores[n] = s; n += 1
                                 }
                             }
                             if topUp && n > before { toppedUp = true }   // a top-up only if this list added something
+                        }
                         }
                         if !chosen { source = .popularGlobal }
                     }
@@ -187,6 +194,30 @@ extension LookupMetrics.Fallback {
         switch self {
         case .personalized: "personalized"; case .popularRegion: "popular_region"
         case .popularLanguage: "popular_language"; case .popularGlobal: "popular_global"; case .segment: "segment"
+        }
+    }
+}
+
+/// A set of video indices over caller-provided slots (a power of two, more than twice the elements), linear probing.
+struct VideoSet {
+    private let slots: UnsafeMutableBufferPointer<UInt32>
+    private static let empty = UInt32.max
+
+    init(_ slots: UnsafeMutableBufferPointer<UInt32>) {
+        self.slots = slots
+        slots.update(repeating: Self.empty)
+    }
+
+    /// Adds v; false when it was already there.
+    @inline(__always)
+    mutating func insert(_ v: UInt32) -> Bool {
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: v &* 0x9E37_79B1) & mask
+        while true {
+            let e = slots[i]
+            if e == v { return false }
+            if e == Self.empty { slots[i] = v; return true }
+            i = (i + 1) & mask
         }
     }
 }

@@ -67,6 +67,7 @@ extension LookupService {
             guard let s = current else { error(&response, 503, "no store version is open yet"); return .version }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
+            enc.keyEncodingStrategy = .convertToSnakeCase   // as the recommendation responses
             response.body.append(contentsOf: (try? enc.encode(s.version.metadata)) ?? Data())
             return .version
         }

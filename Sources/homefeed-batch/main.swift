@@ -29,7 +29,13 @@ guard let command = commands.first(where: { $0.name == name }) else {
 }
 do {
     try command.run(Array(argv.dropFirst()))
+} catch let error as HomefeedError {
+    Log.error(error.message)
+    exit(error.exitCode)
 } catch {
-    Log.error("\(error)")
-    exit((error as? HomefeedError)?.exitCode ?? 1)
+    // Foundation's file errors print as NSCocoaErrorDomain dumps; say what and where instead.
+    let ns = error as NSError
+    let path = (ns.userInfo[NSFilePathErrorKey] as? String).map { " (\($0))" } ?? ""
+    Log.error(ns.localizedDescription + path)
+    exit(1)
 }

@@ -14,7 +14,7 @@ usage: homefeed-bench COMMAND [options]
                                          publish a store version of N users (ids u0000000…) with K-entry random lists (videos uniform, or Zipf(A))
   store-write --dir DIR --users N [--entries K]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
-  lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB]
+  lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB] [--query Q]
                                          in-process request cost: HTTP parse + get + filters + JSON, random users
 """
 
@@ -78,6 +78,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.c
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let cmd = argv.first, cmd != "--help", cmd != "-h" else { print(usage); exit(argv.isEmpty ? 2 : 0) }
 let a = Array(argv.dropFirst())
+if a.contains("--help") || a.contains("-h") { print(usage); exit(0) }
 do {
     switch cmd {
     case "csv":
@@ -163,12 +164,20 @@ do {
         let n = intArg("users", a, 1_000_000), requests = intArg("requests", a, 200_000), limit = intArg("limit", a, 20)
         var config = HomefeedConfig()
         config.store.blockCacheMB = intArg("cache-mb", a, 0)
+        // Every filter is live: a 100-video blocklist, a seen memory holding 10 k users, and a query with a
+        // region, an age limit and an exclude list (the ids are the synth-store's `v<index>`).
+        let blocklist = dir + "/../bench-blocklist.txt"
+        try (0..<100).map { "v\($0 * 1999)" }.joined(separator: "\n").write(toFile: blocklist, atomically: true, encoding: .utf8)
+        config.lookupd.blocklistPath = blocklist
+        defer { try? FileManager.default.removeItem(atPath: blocklist) }
         let service = LookupService(storeDir: dir, config: config)
         if case .failure(let e) = service.reload() { throw e }
         guard let state = service.current else { throw HomefeedError("no version in \(dir)") }
         var rng = SeededRandom(seed: 7)
+        for _ in 0..<10_000 { service.seen.record(user: userID(rng.nextInt(n)), videos: (0..<5).map { _ in "v\(rng.nextInt(200_000))" }) }
+        let query = arg("query", a) ?? "region=US&max_age_hours=2160&exclude=v1,v2,v3&limit=\(limit)"
         let targets: [[UInt8]] = (0..<min(requests, 1 << 20)).map { _ in
-            Array("GET /v1/users/\(userID(rng.nextInt(n)))/recommendations?limit=\(limit) HTTP/1.1\r\nHost: bench\r\n\r\n".utf8)
+            Array("GET /v1/users/\(userID(rng.nextInt(n)))/recommendations?\(query) HTTP/1.1\r\nHost: bench\r\n\r\n".utf8)
         }
         var response = HTTPResponse()
         func one(_ req: [UInt8]) -> Int { request(req, service, &response) }
@@ -201,7 +210,7 @@ do {
         ref.sort()
         let p50 = percentile(lat, 0.5) * 1e6, p99 = percentile(lat, 0.99) * 1e6
         let r50 = percentile(ref, 0.5) * 1e6, r99 = percentile(ref, 0.99) * 1e6
-        print("in-process request (parse + get + filters + JSON), limit \(limit), \(requests) requests over \(n) users (\(scanned) scanned to warm), \(failures) non-200 (sink \(sink % 2))")
+        print("in-process request (parse + get + filters + JSON), ?\(query), \(requests) requests over \(n) users (\(scanned) scanned to warm), \(failures) non-200 (sink \(sink % 2))")
         print("request p50 \(Format.fixed(p50, 2)) µs p99 \(Format.fixed(p99, 2)) µs; bare get_pinned+decode p50 \(Format.fixed(r50, 2)) µs p99 \(Format.fixed(r99, 2)) µs")
         print("bench lookup limit=\(limit) p50_us=\(Format.fixed(p50, 2)) p99_us=\(Format.fixed(p99, 2)) ref_get_p50_us=\(Format.fixed(r50, 2)) ref_get_p99_us=\(Format.fixed(r99, 2)) failures=\(failures)")
         if failures > 0 { exit(1) }

@@ -77,8 +77,8 @@ final class Spawned {
         let base = outputDir + "/proc-\(n)-" + URL(fileURLWithPath: executable).lastPathComponent
         stdoutPath = base + ".out"; stderrPath = base + ".err"
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         defer { try? out.close(); try? err.close() }

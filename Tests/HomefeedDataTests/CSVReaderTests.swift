@@ -54,11 +54,13 @@ import Testing
         let path = dir.write("bad.csv", "1,ab\"c,3\n2,\"ok\"x,4\n3,fine,5\n4,\"open\n5,never,closed\n")
         for chunk in [4, 8 << 20] {
             let rows = try readRows(path, chunkSize: chunk)
-            #expect(rows.count == 4, "chunk \(chunk): \(rows)")
+            #expect(rows.count == 5, "chunk \(chunk): \(rows)")
             #expect(rows[0].line == 1 && rows[0].issue == .quoteInUnquotedField)
             #expect(rows[1].line == 2 && rows[1].issue == .textAfterClosingQuote)
             #expect(rows[2] == Row(line: 3, fields: ["3", "fine", "5"]))
-            #expect(rows[3].line == 4 && rows[3].issue == .unterminatedQuote)
+            // The quote opened on line 4 never closes: line 4 is dropped, line 5 is read again as a row of its own.
+            #expect(rows[3].line == 4 && rows[3].issue == .quoteRunsAcrossLines)
+            #expect(rows[4] == Row(line: 5, fields: ["5", "never", "closed"]))
         }
         #expect(CSVIssue.unterminatedQuote.description == "unterminated quoted field")
 
@@ -71,6 +73,36 @@ import Testing
             #expect(rows == [Row(line: 1, fields: ["1", "2"]), Row(line: 2, fields: [], issue: .rowTooLong),
                              Row(line: 3, fields: ["4", "5"]), Row(line: 4, fields: ["6", "7"])], "chunk \(chunk)")
         }
+    }
+
+    /// One stray `"` must cost one row, not the rest of the file (it used to open a field that ran to EOF).
+    @Test func aStrayQuoteCostsOneRowAtEveryChunkSize() throws {
+        let dir = TempDir()
+        var text = "user_id,video_id,event,watch_seconds,timestamp,device,query\n"
+        for i in 1...300 {
+            text += i == 150 ? "u4,v1,watch,\"10,1791490360,web,\n" : "u\(i),v\(i),watch,10,1791490360,web,\n"
+        }
+        text += "u999,v1,search,0,1791490360,web,\"a \"\"quoted\"\" query\"\n"   // a later quote that could close it
+        let path = dir.write("i.csv", text)
+        for chunk in [7, 64, 4096, 8 << 20] {
+            let r = try CSVReader(path: path, chunkSize: chunk)
+            let header = try #require(try r.readHeader())
+            #expect(r.expectedFields == header.count)
+            var good = 0
+            var bad: [(Int, CSVIssue)] = []
+            try r.forEachRow { row in
+                if let issue = row.issue { bad.append((row.line, issue)) } else { good += 1 }
+            }
+            #expect(good == 300, "chunk \(chunk)")
+            #expect(bad.count == 1 && bad.first?.0 == 151 && bad.first?.1 == .quoteRunsAcrossLines, "chunk \(chunk): \(bad)")
+        }
+        // A legitimate quoted field over two lines still parses as one row.
+        let ok = dir.write("ok.csv", "a,b\n\"two\nlines\",x\n1,2\n")
+        let r = try CSVReader(path: ok)
+        _ = try r.readHeader()
+        var rows: [String] = []
+        try r.forEachRow { rows.append($0.string(0)) ; #expect($0.issue == nil) }
+        #expect(rows == ["two\nlines", "1"])
     }
 
     @Test func otherDelimitersAndUnquotedMode() throws {

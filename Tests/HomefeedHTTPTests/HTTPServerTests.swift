@@ -161,7 +161,7 @@ struct HTTPServerTests {
         try client.sendRaw("POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + String(repeating: "b", count: 5000))
         let r = try client.readResponse()
         #expect(r.status == 413)
-        #expect(r.bodyString.contains("maxBodyBytes"))
+        #expect(r.bodyString.contains("max_body_bytes"))
         #expect(client.waitForClose())
     }
 

@@ -44,14 +44,16 @@ import HomefeedTestSupport
         #expect(r.contentType == "application/json")
         let j = r.json()
         #expect(j["version"] as? String == name)
-        #expect((j["asOf"] as? NSNumber)?.int64Value == StandardFixture.t0)
+        #expect((j["as_of"] as? NSNumber)?.int64Value == StandardFixture.t0)
         let counts = try #require(j["counts"] as? [String: Any])
-        #expect(counts["personalizedUsers"] as? Int == 63)
+        #expect(counts["personalized_users"] as? Int == 63)
         #expect(counts["videos"] as? Int == 10)
         #expect(counts["users"] as? Int == 64)
-        #expect(counts["popularLists"] as? Int == 5)
-        // Decodes back into the store's metadata type.
-        let meta = try JSONDecoder().decode(RunMetadata.self, from: Data(r.body))
+        #expect(counts["popular_lists"] as? Int == 5)
+        // snake_case like the recommendation responses; decodes back into the store's metadata type.
+        let dec = JSONDecoder()
+        dec.keyDecodingStrategy = .convertFromSnakeCase
+        let meta = try dec.decode(RunMetadata.self, from: Data(r.body))
         #expect(meta == h.service.current?.version.metadata)
     }
 

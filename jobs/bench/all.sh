@@ -4,7 +4,7 @@
 # Needs ../shared/anchors/setup.sh (pandas, redis) and wrk; prints `bench …` / reference figure lines.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0; }
 W=${1:-/tmp/homefeed-bench}; SKIP_HTTP=0; [[ "${2:-}" == "--skip-http" ]] && SKIP_HTTP=1
 PY=${ANCHORS_VENV:-/tmp/homefeed-anchors-venv}/bin/python
 [ -x "$PY" ] || bash "$here/../shared/anchors/setup.sh" >/dev/null

@@ -6,7 +6,7 @@
 # Needs: a release build, wrk, and ../shared/anchors (setup.sh installs redis).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-[[ "${1:-}" == "" || "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ "${1:-}" == "" || "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0; }
 STORE=$1 ROUNDS=${2:-5} USERS=${3:-1000000} SECS=${4:-10}
 BIN=$(cd "$here" && swift build -c release --show-bin-path)
 ANCHORS=$here/../shared/anchors
