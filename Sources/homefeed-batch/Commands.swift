@@ -23,6 +23,7 @@ enum Commands {
     static func existingStore(_ a: Arguments) throws -> VersionedStore {
         let dir = try a.required("store")
         guard isDirectory(dir) else {
+            if FileManager.default.fileExists(atPath: dir) { throw HomefeedError("--store \(dir) is a file, not a store directory") }
             throw HomefeedError("store directory \(dir) does not exist (homefeed-batch run --store \(dir) creates it)")
         }
         return VersionedStore(root: dir)

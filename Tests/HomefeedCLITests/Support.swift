@@ -246,3 +246,13 @@ func smallBlockConfig(_ dir: TempDir) throws -> String {
     try writeText(path, "[refresh]\nblock_users = 16\n")
     return path
 }
+
+/// The command suites skip themselves when the binaries are missing (a bare `swift test` of one target); in CI
+/// that would hide them, so there a missing binary or flock(1) is a failure.
+@Suite struct CommandsArePresentInCI {
+    @Test func binariesAndFlockExistUnderCI() {
+        guard ProcessInfo.processInfo.environment["CI"] != nil else { return }
+        #expect(CLI.found, Comment(rawValue: CLI.notFound))
+        #expect(CLI.canRunRefreshScript, "flock(1) is missing: jobs/refresh cannot be tested")
+    }
+}
