@@ -1,3 +1,4 @@
+import Glibc
 import HomefeedCore
 import HomefeedStore
 
@@ -21,6 +22,12 @@ final class FilterTable: @unchecked Sendable {  // immutable after init; the buf
     let idBytes: UnsafeMutablePointer<UInt8>
     /// Longest quoted JSON id, to size the response buffer once.
     let maxIDBytes: Int
+    /// Raw id bytes (`rawStart`) and an open-addressing table id → video (FNV-1a, -1 = empty) so `exclude` and
+    /// seen ids resolve from request bytes without building Strings.
+    let rawBytes: UnsafeMutablePointer<UInt8>
+    let rawStart: UnsafeMutablePointer<UInt32>   // count + 1
+    let slots: UnsafeMutablePointer<Int32>
+    let slotMask: Int
 
     init(videos: VideoTable, blocked: [Bool]) {
         count = videos.count
@@ -42,10 +49,40 @@ final class FilterTable: @unchecked Sendable {  // immutable after init; the buf
             for byte in videos.jsonIDs[v] { idBytes[b] = byte; b += 1 }
         }
         records[count] = Record(published: 0, idStart: UInt32(b), countryStart: UInt32(c))
+        let rawCount = videos.ids.reduce(0) { $0 + $1.utf8.count }
+        rawBytes = .allocate(capacity: max(rawCount, 1))
+        rawStart = .allocate(capacity: count + 1)
+        var size = 16
+        while size < 2 * count { size <<= 1 }
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: -1, count: size)
+        slotMask = size - 1
+        var r = 0
+        for v in 0..<count {
+            rawStart[v] = UInt32(r)
+            for byte in videos.ids[v].utf8 { rawBytes[r] = byte; r += 1 }
+            var slot = Int(truncatingIfNeeded: StableHash.fnv1a64(UnsafeRawBufferPointer(start: rawBytes + Int(rawStart[v]), count: r - Int(rawStart[v])))) & slotMask
+            while slots[slot] >= 0 { slot = (slot + 1) & slotMask }
+            slots[slot] = Int32(v)
+        }
+        rawStart[count] = UInt32(r)
+    }
+
+    /// The video with this id, or nil.
+    func index(ofID id: UnsafeRawBufferPointer) -> UInt32? {
+        var slot = Int(truncatingIfNeeded: StableHash.fnv1a64(id)) & slotMask
+        while true {
+            let v = Int(slots[slot])
+            if v < 0 { return nil }
+            let start = Int(rawStart[v]), n = Int(rawStart[v + 1]) - start
+            if n == id.count && (n == 0 || memcmp(rawBytes + start, id.baseAddress!, n) == 0) { return UInt32(v) }
+            slot = (slot + 1) & slotMask
+        }
     }
 
     deinit {
         records.deallocate(); flags.deallocate(); countries.deallocate(); idBytes.deallocate()
+        rawBytes.deallocate(); rawStart.deallocate(); slots.deallocate()
     }
 
     /// Whether video v may be served: exists, not blocked, published at or after `minPublished`, available in

@@ -54,11 +54,9 @@ struct JSONWriter {
     }
 
     /// "00" … "99": two digits per table load when printing numbers.
-    private static let digitPairs: [UInt8] = {
-        var t: [UInt8] = []
-        for i in 0..<100 { t.append(UInt8(48 + i / 10)); t.append(UInt8(48 + i % 10)) }
-        return t
-    }()
+    /// (A literal, not an array: no lazy-global check or reference counting on the hot path.)
+    private static let digitPairs: StaticString =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     /// A score as a JSON number with at most 6 decimals, trailing zeros dropped (≤ 21 bytes).
     mutating func writeScore(_ f: Float) {
@@ -80,13 +78,12 @@ struct JSONWriter {
         }
         guard frac != 0 else { return }
         // Six decimals as three digit pairs, then drop trailing zeros.
-        Self.digitPairs.withUnsafeBufferPointer { pairs in
-            p[0] = UInt8(ascii: ".")
-            let hi = frac / 10000, mid = frac / 100 % 100, lo = frac % 100
-            p[1] = pairs[2 * hi]; p[2] = pairs[2 * hi + 1]
-            p[3] = pairs[2 * mid]; p[4] = pairs[2 * mid + 1]
-            p[5] = pairs[2 * lo]; p[6] = pairs[2 * lo + 1]
-        }
+        let pairs = Self.digitPairs.utf8Start
+        p[0] = UInt8(ascii: ".")
+        let hi = frac / 10000, mid = frac / 100 % 100, lo = frac % 100
+        p[1] = pairs[2 * hi]; p[2] = pairs[2 * hi + 1]
+        p[3] = pairs[2 * mid]; p[4] = pairs[2 * mid + 1]
+        p[5] = pairs[2 * lo]; p[6] = pairs[2 * lo + 1]
         var len = 7
         while p[len - 1] == UInt8(ascii: "0") { len -= 1 }
         p += len

@@ -27,7 +27,8 @@ struct RecommendationQuery {
     var language: String?
     var limit: Int
     var maxAgeSeconds: Int64?
-    var exclude: [String] = []
+    /// The decoded `exclude` value (comma-separated ids), resolved against the served version by `FilterTable`.
+    var exclude: [UInt8] = []
 }
 
 extension LookupService {
@@ -65,13 +66,16 @@ extension LookupService {
                 guard value.count >= 1, value.count <= 15 else { return .failure(HomefeedError("lang must be a language code of 1 to 15 bytes")) }
                 out.language = text()
             } else if equals(key, "max_age_hours") {
-                guard let h = Double(text()), h > 0, h < 1e7 else {
+                guard let h = parseInt(value).map(Double.init) ?? Double(text()), h > 0, h < 1e7 else {
                     return .failure(HomefeedError("max_age_hours must be a positive number, got '\(text())'"))
                 }
                 out.maxAgeSeconds = Int64(h * 3600)
             } else if equals(key, "exclude") {
-                for id in text().split(separator: ",") where !id.isEmpty { out.exclude.append(String(id)) }
-                guard out.exclude.count <= 1000 else { return .failure(HomefeedError("exclude lists at most 1000 video ids")) }
+                if !out.exclude.isEmpty { out.exclude.append(UInt8(ascii: ",")) }   // a repeated parameter adds ids
+                out.exclude.append(contentsOf: value)
+                guard out.exclude.count(where: { $0 == UInt8(ascii: ",") }) < 1000 else {
+                    return .failure(HomefeedError("exclude lists at most 1000 video ids"))
+                }
             }
         }
         return .success(out)
@@ -97,10 +101,19 @@ extension LookupService {
         let table = st.filter
         // 2.
         var excluded: [UInt32] = []
-        for id in q.exclude { if let v = st.version.videos.index(of: id) { excluded.append(v) } }
-        if seen.userCount > 0 {
-            for id in seen.seen(user: String(decoding: userID, as: UTF8.self)) {
-                if let v = st.version.videos.index(of: id) { excluded.append(v) }
+        q.exclude.withUnsafeBytes { ids in
+            var start = 0
+            while start < ids.count {
+                var end = start
+                while end < ids.count && ids[end] != UInt8(ascii: ",") { end += 1 }
+                if let v = table.index(ofID: UnsafeRawBufferPointer(rebasing: ids[start..<end])) { excluded.append(v) }
+                start = end + 1
+            }
+        }
+        do {
+            for id in seen.seen(userID: userID) {
+                var id = id
+                if let v = id.withUTF8({ table.index(ofID: UnsafeRawBufferPointer($0)) }) { excluded.append(v) }
             }
         }
         let effectiveNow = st.asOf + (TimeFormat.now() - st.createdAt)

@@ -16,6 +16,9 @@ public final class SeenMemory: Sendable {
     private let users = Atomic<Int>(0)
 
     private let maxUsers: Int
+    /// One bit per FNV-1a hash bucket of every user ever recorded (never cleared): a clear bit proves the user has
+    /// nothing remembered, so most lookups skip the String key, the lock and the dictionary. 131,072 buckets.
+    private let presence: InlineArray<2048, Atomic<UInt64>>
 
     public init(maxUsers: Int, maxPerUser: Int, ttlSeconds: Double) {
         // Up to 64 shards, fewer for a small memory, so that shards × users per shard never exceeds maxUsers.
@@ -26,6 +29,19 @@ public final class SeenMemory: Sendable {
         self.maxUsers = maxUsers
         self.maxPerUser = maxPerUser
         ttl = ttlSeconds
+        presence = InlineArray { _ in Atomic(0) }
+    }
+
+    private func presenceBit(_ hash: UInt64) -> (word: Int, mask: UInt64) {
+        (Int((hash >> 6) & 2047), 1 << (hash & 63))
+    }
+
+    /// The user's unexpired seen videos, from the id's bytes (the request path).
+    public func seen(userID: UnsafeRawBufferPointer, now: Double = TimeFormat.monotonic()) -> [String] {
+        if userCount == 0 { return [] }
+        let (w, m) = presenceBit(StableHash.fnv1a64(userID))
+        if presence[w].load(ordering: .relaxed) & m == 0 { return [] }
+        return seen(user: String(decoding: userID, as: UTF8.self), now: now)
     }
 
     /// Users currently remembered (cheap check that lets lookups skip the memory entirely when it is empty).
@@ -40,6 +56,8 @@ public final class SeenMemory: Sendable {
     public func record(user: String, videos: [String], now: Double = TimeFormat.monotonic()) {
         guard maxPerUser > 0, maxUsers > 0, !videos.isEmpty else { return }
         let expires = now + ttl
+        let (w, m) = presenceBit(StableHash.fnv1a64(user))
+        presence[w].bitwiseOr(m, ordering: .relaxed)
         shards[shard(user)].lock.withLock { s in
             if var e = s.users[user] {
                 e.videos.removeAll { $0.expires <= now || videos.contains($0.id) }
