@@ -3,6 +3,12 @@ import HomefeedCore
 /// Where a list entry came from (kept per entry for analysis; the daemon may expose it).
 public enum CandidateSource: UInt8, Sendable, Codable, CaseIterable {
     case popularRegion = 0, popularLanguage = 1, popularGlobal = 2, mf = 3, twoTower = 4, fresh = 5, segment = 6
+
+    /// Whether a `[CandidateSource]` is laid out as its raw values (one byte, case i stored as i, raw value i), so
+    /// the encoder may copy the column in one go; checked once, not assumed.
+    static let storedAsRawValue: Bool = MemoryLayout<CandidateSource>.size == 1 && allCases.allSatisfy { c in
+        withUnsafeBytes(of: c) { $0[0] == c.rawValue }
+    }
 }
 
 /// A recommendation list as the batch builds it, before encoding.
@@ -77,7 +83,13 @@ public enum ListCodec {
                 for i in m..<n { b.storeBytes(of: UInt32(0), toByteOffset: scores + 4 * i, as: UInt32.self) }
             }
             list.sources.withUnsafeBufferPointer { so in
-                for i in 0..<n { b[sources + i] = i < so.count ? so[i].rawValue : 0 }
+                let m = min(n, so.count)
+                if CandidateSource.storedAsRawValue, m > 0 {
+                    (b.baseAddress! + sources).copyMemory(from: UnsafeRawPointer(so.baseAddress!), byteCount: m)
+                } else {
+                    for i in 0..<m { b[sources + i] = so[i].rawValue }
+                }
+                for i in m..<n { b[sources + i] = 0 }
             }
             if !words.isEmpty {
                 let at = sources + n
