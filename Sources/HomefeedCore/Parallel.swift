@@ -3,7 +3,7 @@ import Synchronization
 
 /// Runs `body(worker, range)` over 0..<count split into chunks, on `threads` workers that pull chunks from a
 /// shared counter (so uneven chunks balance). `worker` is in 0..<threads: index per-worker scratch with it.
-func parallelFor(_ count: Int, threads: Int, chunk: Int = 64, _ body: @Sendable (_ worker: Int, Range<Int>) -> Void) {
+public func parallelFor(_ count: Int, threads: Int, chunk: Int = 64, _ body: @Sendable (_ worker: Int, Range<Int>) -> Void) {
     if count == 0 { return }
     let chunks = (count + chunk - 1) / chunk
     let workers = max(1, min(threads, chunks))
@@ -24,15 +24,15 @@ func parallelFor(_ count: Int, threads: Int, chunk: Int = 64, _ body: @Sendable 
 /// A fixed-size buffer whose slots are written by different threads, each slot by exactly one at a time
 /// (that invariant is why it may be `@unchecked Sendable`): per-user results, per-worker scratch.
 /// Raw storage, so concurrent access to different slots never touches shared array bookkeeping.
-final class SlotBuffer<T>: @unchecked Sendable {
+public final class SlotBuffer<T>: @unchecked Sendable {
     private let base: UnsafeMutablePointer<T>
-    let count: Int
-    init(repeating v: T, count: Int) {
+    public let count: Int
+    public init(repeating v: T, count: Int) {
         self.count = count
         base = .allocate(capacity: max(count, 1))
         base.initialize(repeating: v, count: count)
     }
-    init(_ values: [T]) {
+    public init(_ values: [T]) {
         count = values.count
         base = .allocate(capacity: max(count, 1))
         _ = UnsafeMutableBufferPointer(start: base, count: count).initialize(from: values)
@@ -41,10 +41,10 @@ final class SlotBuffer<T>: @unchecked Sendable {
         base.deinitialize(count: count)
         base.deallocate()
     }
-    subscript(i: Int) -> T {
+    public subscript(i: Int) -> T {
         get { base[i] }
         set { base[i] = newValue }
     }
     /// In-place access to slot i (no copy of the value, so big scratch arrays are not duplicated).
-    func withSlot<R>(_ i: Int, _ body: (inout T) -> R) -> R { body(&base[i]) }
+    public func withSlot<R>(_ i: Int, _ body: (inout T) -> R) -> R { body(&base[i]) }
 }
