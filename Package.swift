@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(name: "homefeed-lookupd", dependencies: ["HomefeedCore", "HomefeedLookup"]),
         .executableTarget(name: "homefeed-bench",
                           dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore", "HomefeedPipeline",
-                                         "HomefeedHTTP", "HomefeedLookup"]),
+                                         "HomefeedHTTP", "HomefeedLookup", "HomefeedModels"]),
 
         // Tests: one suite per library, all with real files, real RocksDB and real loopback sockets.
         .testTarget(name: "HomefeedCoreTests", dependencies: ["HomefeedCore"]),

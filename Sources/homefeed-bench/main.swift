@@ -3,6 +3,7 @@ import HomefeedCore
 import HomefeedData
 import HomefeedHTTP
 import HomefeedLookup
+import HomefeedModels
 import HomefeedStore
 
 // homefeed-bench: the measurements behind docs/BENCHMARKS.md. Build with -c release; each subcommand prints
@@ -14,6 +15,8 @@ usage: homefeed-bench COMMAND [options]
                                          publish a store version of N users (ids u0000000…) with K-entry random lists (videos uniform, or Zipf(A))
   store-write --dir DIR --users N [--entries K]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
+  als --file TSV [--factors F] [--iterations N] [--regularization L] [--cg S] [--threads T]
+                                         weighted ALS seconds per iteration on `user item [weight]` lines (as als_reference.py)
   lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB] [--query Q]
                                          in-process request cost: HTTP parse + get + filters + JSON, random users
 """
@@ -214,6 +217,31 @@ do {
         print("request p50 \(Format.fixed(p50, 2)) µs p99 \(Format.fixed(p99, 2)) µs; bare get_pinned+decode p50 \(Format.fixed(r50, 2)) µs p99 \(Format.fixed(r99, 2)) µs")
         print("bench lookup limit=\(limit) p50_us=\(Format.fixed(p50, 2)) p99_us=\(Format.fixed(p99, 2)) ref_get_p50_us=\(Format.fixed(r50, 2)) ref_get_p99_us=\(Format.fixed(r99, 2)) failures=\(failures)")
         if failures > 0 { exit(1) }
+
+    case "als":
+        guard let file = arg("file", a) else { throw HomefeedError("als: --file TSV is required") }
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        var users: [String: Int32] = [:], items: [String: Int32] = [:]
+        var triples: [(Int32, Int32, Float)] = []
+        for line in text.split(separator: "\n") {
+            let f = line.split(whereSeparator: { $0 == "\t" || $0 == "," })
+            guard f.count >= 2 else { continue }
+            let u = users[String(f[0])] ?? { let n = Int32(users.count); users[String(f[0])] = n; return n }()
+            let i = items[String(f[1])] ?? { let n = Int32(items.count); items[String(f[1])] = n; return n }()
+            triples.append((u, i, f.count >= 3 && a.contains("--weighted") ? Float(f[2]) ?? 1 : 1))
+        }
+        let c = SparseRows(rows: users.count, cols: items.count, triples: triples)
+        var config = ALSConfig()
+        config.factors = intArg("factors", a, 64); config.iterations = intArg("iterations", a, 15)
+        config.regularization = Float(arg("regularization", a).flatMap(Double.init) ?? 0.05)
+        config.cgSteps = intArg("cg", a, 3); config.threads = intArg("threads", a, 2)
+        var best = Double.infinity
+        for _ in 0..<intArg("repeat", a, 3) {
+            let t0 = TimeFormat.monotonic()
+            _ = ALS.fit(c, config: config)
+            best = min(best, TimeFormat.monotonic() - t0)
+        }
+        print("bench als seconds_per_iteration=\(Format.fixed(best / Double(config.iterations), 4)) fit_seconds=\(Format.fixed(best, 3)) nnz=\(c.nnz) users=\(c.rows) items=\(c.cols) factors=\(config.factors) threads=\(config.threads) cg=\(config.cgSteps)")
 
     default:
         throw HomefeedError("unknown command '\(cmd)'\n\(usage)")
