@@ -126,44 +126,59 @@ public enum ALS {
     }
 }
 
-/// Per-thread scratch and the per-row solve (CG or Cholesky).
-struct RowSolver {
+/// Per-thread scratch and the per-row solve (CG or Cholesky). Raw buffers and SIMD8 kernels (`Kernels`): the
+/// solve is f×f and f-length products per observed video, the whole cost of a half-iteration.
+final class RowSolver {
     let f: Int
-    var a: [Float], b: [Float], x: [Float], r: [Float], p: [Float], ap: [Float]
+    let b, x, r, p, ap: UnsafeMutablePointer<Float>
 
     init(factors f: Int) {
         self.f = f
-        a = [Float](repeating: 0, count: f * f)
-        b = [Float](repeating: 0, count: f); x = b; r = b; p = b; ap = b
+        func buffer() -> UnsafeMutablePointer<Float> {
+            let m = UnsafeMutablePointer<Float>.allocate(capacity: f); m.initialize(repeating: 0, count: f); return m
+        }
+        b = buffer(); x = buffer(); r = buffer(); p = buffer(); ap = buffer()
     }
+
+    deinit { b.deallocate(); x.deallocate(); r.deallocate(); p.deallocate(); ap.deallocate() }
 
     /// A·v for A = W·G + Σ_i (c_i − W) y_i y_iᵀ + λI, without forming A:
     ///     A v = W·(G v) + Σ_i (c_i − W)(y_i·v) y_i + λ v
-    mutating func multiply(_ v: [Float], into out: inout [Float], row u: Int, rows: SparseRows,
-                           y: UnsafeBufferPointer<Float>, gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
+    func multiply(_ v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, row u: Int, rows: SparseRows,
+                  y: UnsafeBufferPointer<Float>, gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
         let w = config.unobservedWeight, lambda = config.regularization
-        for a in 0..<f {
-            var s: Float = 0
-            for b in 0..<f { s += gram[a * f + b] * v[b] }
-            out[a] = w * s + lambda * v[a]
-        }
-        for k in rows.offsets[u]..<rows.offsets[u + 1] {
-            let yi = y.baseAddress! + Int(rows.columns[k]) * f
-            var d: Float = 0
-            for j in 0..<f { d += yi[j] * v[j] }
-            let scale = (rows.values[k] - w) * d
-            for j in 0..<f { out[j] += scale * yi[j] }
+        let g = gram.baseAddress!
+        for a in 0..<f { out[a] = w * Kernels.dot(g + a * f, v, f) + lambda * v[a] }
+        rows.columns.withUnsafeBufferPointer { cols in
+            rows.values.withUnsafeBufferPointer { vals in
+                for k in rows.offsets[u]..<rows.offsets[u + 1] {
+                    let yi = y.baseAddress! + Int(cols[k]) * f
+                    Kernels.axpy((vals[k] - w) * Kernels.dot(yi, v, f), yi, out, f)
+                }
+            }
         }
     }
 
-    mutating func solveRow(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>, gram: UnsafeBufferPointer<Float>,
-                           config: ALSConfig, out: SlotBuffer<Float>) {
+    /// Array form, for tests.
+    func multiply(_ v: [Float], into out: inout [Float], row u: Int, rows: SparseRows,
+                  y: UnsafeBufferPointer<Float>, gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
+        v.withUnsafeBufferPointer { vp in
+            out.withUnsafeMutableBufferPointer { op in
+                multiply(vp.baseAddress!, into: op.baseAddress!, row: u, rows: rows, y: y, gram: gram, config: config)
+            }
+        }
+    }
+
+    func solveRow(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>, gram: UnsafeBufferPointer<Float>,
+                  config: ALSConfig, out: SlotBuffer<Float>) {
         // b = Σ_i c_i y_i
         for j in 0..<f { b[j] = 0; x[j] = out[u * f + j] }
-        for k in rows.offsets[u]..<rows.offsets[u + 1] {
-            let yi = y.baseAddress! + Int(rows.columns[k]) * f
-            let c = rows.values[k]
-            for j in 0..<f { b[j] += c * yi[j] }
+        rows.columns.withUnsafeBufferPointer { cols in
+            rows.values.withUnsafeBufferPointer { vals in
+                for k in rows.offsets[u]..<rows.offsets[u + 1] {
+                    Kernels.axpy(vals[k], y.baseAddress! + Int(cols[k]) * f, b, f)
+                }
+            }
         }
         if config.cgSteps == 0 { choleskySolve(u, rows: rows, y: y, gram: gram, config: config) }
         else { conjugateGradient(u, rows: rows, y: y, gram: gram, config: config) }
@@ -171,32 +186,30 @@ struct RowSolver {
     }
 
     /// CG from the current x: r = b − A x, p = r; repeat: α = rᵀr / pᵀAp, x += αp, r −= αAp, p = r + (r'ᵀr'/rᵀr) p.
-    mutating func conjugateGradient(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>,
-                                    gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
-        var tmp = ap
-        multiply(x, into: &tmp, row: u, rows: rows, y: y, gram: gram, config: config)
-        var rsOld: Float = 0
-        for j in 0..<f { r[j] = b[j] - tmp[j]; p[j] = r[j]; rsOld += r[j] * r[j] }
+    func conjugateGradient(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>,
+                           gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
+        multiply(x, into: ap, row: u, rows: rows, y: y, gram: gram, config: config)
+        for j in 0..<f { r[j] = b[j] - ap[j]; p[j] = r[j] }
+        var rsOld = Kernels.dot(r, r, f)
         for _ in 0..<config.cgSteps {
             if rsOld < 1e-20 { break }
-            multiply(p, into: &tmp, row: u, rows: rows, y: y, gram: gram, config: config)
-            var pAp: Float = 0
-            for j in 0..<f { pAp += p[j] * tmp[j] }
+            multiply(p, into: ap, row: u, rows: rows, y: y, gram: gram, config: config)
+            let pAp = Kernels.dot(p, ap, f)
             if pAp <= 0 { break }
             let alpha = rsOld / pAp
-            var rsNew: Float = 0
-            for j in 0..<f { x[j] += alpha * p[j]; r[j] -= alpha * tmp[j]; rsNew += r[j] * r[j] }
+            Kernels.axpy(alpha, p, x, f)
+            Kernels.axpy(-alpha, ap, r, f)
+            let rsNew = Kernels.dot(r, r, f)
             let beta = rsNew / rsOld
             for j in 0..<f { p[j] = r[j] + beta * p[j] }
             rsOld = rsNew
         }
-        ap = tmp
     }
 
     /// Exact solve: forms A = W·G + Σ (c_i − W) y_i y_iᵀ + λI and factors it A = L Lᵀ (A is symmetric positive
-    /// definite for λ > 0), then L z = b, Lᵀ x = z.
-    mutating func choleskySolve(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>,
-                                gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
+    /// definite for λ > 0), then L z = b, Lᵀ x = z. In Double: this is the reference path of the tests.
+    func choleskySolve(_ u: Int, rows: SparseRows, y: UnsafeBufferPointer<Float>,
+                       gram: UnsafeBufferPointer<Float>, config: ALSConfig) {
         let w = config.unobservedWeight
         var m = [Double](repeating: 0, count: f * f)
         for i in 0..<(f * f) { m[i] = Double(w * gram[i]) }
@@ -229,5 +242,43 @@ struct RowSolver {
             for k in (i + 1)..<max(i + 1, f) { s -= m[k * f + i] * Double(x[k]) }
             x[i] = Float(s / m[i * f + i])
         }
+    }
+}
+
+/// Float32 vector kernels over raw pointers, 8 lanes at a time with two accumulators (portable x86-64 lowers SIMD8
+/// to two SSE registers; `a * b + c` rather than `addingProduct`, which is a per-lane call there).
+enum Kernels {
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    /// Σ a_i b_i
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            s0 = load(a, i) * load(b, i) + s0
+            s1 = load(a, i + 8) * load(b, i + 8) + s1
+            i += 16
+        }
+        if i + 8 <= n { s0 = load(a, i) * load(b, i) + s0; i += 8 }
+        var s = (s0 + s1).sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    /// y += α x
+    @inline(__always)
+    static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let av = SIMD8<Float>(repeating: alpha)
+        var i = 0
+        while i + 8 <= n {
+            let v = av * load(x, i) + load(UnsafePointer(y), i)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { y[i] += alpha * x[i]; i += 1 }
     }
 }

@@ -79,7 +79,7 @@ func predict(_ m: ALSModel, _ u: Int, _ i: Int) -> Float {
         var target = m.users
         ALS.solve(&target, fixed: m.videos, rows: c, config: config, threads: 1)
         for j in 0..<f { x[j] = target[0, j] }
-        var solver = RowSolver(factors: f)
+        let solver = RowSolver(factors: f)
         m.videos.values.withUnsafeBufferPointer { y in
             g.withUnsafeBufferPointer { gp in solver.multiply(x, into: &ax, row: 0, rows: c, y: y, gram: gp, config: config) }
         }
