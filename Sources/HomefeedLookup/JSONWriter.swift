@@ -36,21 +36,16 @@ struct JSONWriter {
         p.pointee = byte; p += 1
     }
 
-    /// A JSON string body (no quotes) with RFC 8259 escapes; at most 6 output bytes per input byte.
+    /// A JSON string body (no quotes): copied as is when nothing needs escaping (ids almost never do), else
+    /// escaped by `JSONText` (the one escaping rule of the project's JSON); at most 6 output bytes per input byte.
     mutating func writeEscaped(_ bytes: UnsafeRawBufferPointer) {
-        let hex: StaticString = "0123456789abcdef"
-        for b in bytes {
-            switch b {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): write(byte: 92); write(byte: b)
-            case 0x0A: write(byte: 92); write(byte: UInt8(ascii: "n"))
-            case 0x0D: write(byte: 92); write(byte: UInt8(ascii: "r"))
-            case 0x09: write(byte: 92); write(byte: UInt8(ascii: "t"))
-            case 0..<0x20:
-                write("\\u00")
-                write(byte: hex.utf8Start[Int(b >> 4)]); write(byte: hex.utf8Start[Int(b & 15)])
-            default: write(byte: b)
-            }
+        if !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            if let base = bytes.baseAddress { write(base, bytes.count) }
+            return
         }
+        var escaped: [UInt8] = []
+        JSONText.appendEscaped(bytes, to: &escaped)
+        write(escaped)
     }
 
     /// "00" … "99": two digits per table load when printing numbers.

@@ -18,12 +18,14 @@ public final class LookupMetrics: Sendable {
     static let buckets: [Double] = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1]
     public enum Fallback: Int, CaseIterable, Sendable {
         case personalized, popularRegion, popularLanguage, popularGlobal, segment
-        var label: String {
+        /// The `source` of a response (and the metrics label).
+        var jsonLabel: StaticString {
             switch self {
             case .personalized: "personalized"; case .popularRegion: "popular_region"
             case .popularLanguage: "popular_language"; case .popularGlobal: "popular_global"; case .segment: "segment"
             }
         }
+        var label: String { jsonLabel.description }
     }
 
     private let requests: InlineArray<70, Atomic<Int>>      // route × (statuses + other)

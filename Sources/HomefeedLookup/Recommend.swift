@@ -92,11 +92,11 @@ extension LookupService {
     /// 5. Render JSON straight into the response buffer.
     func recommend(userID: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, _ response: inout HTTPResponse) {
         // 1.
-        guard let st = current else { error(&response, 503, "no store version is open yet"); return }
+        guard let st = current else { response.setError(503, "no store version is open yet"); return }
         let q: RecommendationQuery
         switch parseQuery(query) {
         case .success(let v): q = v
-        case .failure(let e): error(&response, 400, e.message); return
+        case .failure(let e): response.setError(400, e.message); return
         }
         let table = st.filter
         // 2.
@@ -173,7 +173,7 @@ extension LookupService {
                     return (n, source, toppedUp && view != nil)
                 }
             } catch {
-                self.error(&response, 500, "store read failed: \(error)")
+                response.setError(500, "store read failed: \(error)")
                 return
             }
             let (n, source, toppedUp) = assembled
@@ -202,14 +202,6 @@ extension LookupService {
     }
 }
 
-extension LookupMetrics.Fallback {
-    var jsonLabel: StaticString {
-        switch self {
-        case .personalized: "personalized"; case .popularRegion: "popular_region"
-        case .popularLanguage: "popular_language"; case .popularGlobal: "popular_global"; case .segment: "segment"
-        }
-    }
-}
 
 /// A set of video indices over caller-provided slots (a power of two, more than twice the elements), linear probing.
 struct VideoSet {

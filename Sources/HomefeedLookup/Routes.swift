@@ -20,13 +20,13 @@ extension LookupService {
             // /v1/users/{id}/recommendations | /v1/users/{id}/seen
             let rest = UnsafeRawBufferPointer(rebasing: path[usersPrefix.utf8CodeUnitCount...])
             guard let slash = rest.firstIndex(of: UInt8(ascii: "/")), slash > 0 else {
-                error(&response, 404, "no such route: \(request.pathString)"); return .other
+                response.setError(404, "no such route: \(request.pathString)"); return .other
             }
             let rawID = UnsafeRawBufferPointer(rebasing: rest[..<slash])
             let action = UnsafeRawBufferPointer(rebasing: rest[(slash + 1)...])
             if equals(action, "recommendations") {
                 guard method == .get || method == .head else {
-                    error(&response, 405, "use GET for /v1/users/{id}/recommendations"); return .recommendations
+                    response.setError(405, "use GET for /v1/users/{id}/recommendations"); return .recommendations
                 }
                 let query = request.query
                 withUserID(rawID, &response) { id, resp in recommend(userID: id, query: query, &resp) }
@@ -34,13 +34,13 @@ extension LookupService {
             }
             if equals(action, "seen") {
                 guard method == .post else {
-                    error(&response, 405, "use POST for /v1/users/{id}/seen"); return .seen
+                    response.setError(405, "use POST for /v1/users/{id}/seen"); return .seen
                 }
                 let body = request.body
                 withUserID(rawID, &response) { id, resp in recordSeen(userID: id, body: body, &resp) }
                 return .seen
             }
-            error(&response, 404, "no such route: \(request.pathString)")
+            response.setError(404, "no such route: \(request.pathString)")
             return .other
         }
         if request.pathIs("/healthz") {
@@ -53,7 +53,7 @@ extension LookupService {
                 response.body.append(contentsOf: JSONText.escaped(s.version.name))
                 response.body.append(UInt8(ascii: "}"))
             } else {
-                error(&response, 503, "no store version is open yet")
+                response.setError(503, "no store version is open yet")
             }
             return .readyz
         }
@@ -64,14 +64,14 @@ extension LookupService {
             return .metrics
         }
         if request.pathIs("/v1/version") {
-            guard let s = current else { error(&response, 503, "no store version is open yet"); return .version }
+            guard let s = current else { response.setError(503, "no store version is open yet"); return .version }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             enc.keyEncodingStrategy = .convertToSnakeCase   // as the recommendation responses
             response.body.append(contentsOf: (try? enc.encode(s.version.metadata)) ?? Data())
             return .version
         }
-        error(&response, 404, "no such route: \(request.pathString)")
+        response.setError(404, "no such route: \(request.pathString)")
         return .other
     }
 
@@ -79,13 +79,13 @@ extension LookupService {
     private func withUserID(_ raw: UnsafeRawBufferPointer, _ response: inout HTTPResponse,
                             _ body: (UnsafeRawBufferPointer, inout HTTPResponse) -> Void) {
         if !PercentDecoding.needsDecoding(raw, plusIsSpace: false) {
-            guard raw.count <= 256 else { error(&response, 400, "user id longer than 256 bytes"); return }
+            guard raw.count <= 256 else { response.setError(400, "user id longer than 256 bytes"); return }
             body(raw, &response)
             return
         }
         var decoded: [UInt8] = []
         guard PercentDecoding.decode(raw, plusIsSpace: false, into: &decoded), !decoded.isEmpty, decoded.count <= 256 else {
-            error(&response, 400, "malformed user id in path"); return
+            response.setError(400, "malformed user id in path"); return
         }
         decoded.withUnsafeBytes { body($0, &response) }
     }
@@ -95,11 +95,11 @@ extension LookupService {
         let parsed = try? JSONSerialization.jsonObject(with: Data(body), options: [])
         let list = (parsed as? [Any]) ?? ((parsed as? [String: Any])?["video_ids"] as? [Any])
         guard let list, let ids = list as? [String] else {
-            error(&response, 400, #"body must be a JSON list of video ids, e.g. ["v1","v2"], or {"video_ids":[...]}"#)
+            response.setError(400, #"body must be a JSON list of video ids, e.g. ["v1","v2"], or {"video_ids":[...]}"#)
             return
         }
         guard ids.count <= 10_000, ids.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 256 }) else {
-            error(&response, 400, "at most 10000 video ids of 1 to 256 bytes each")
+            response.setError(400, "at most 10000 video ids of 1 to 256 bytes each")
             return
         }
         let user = String(decoding: userID, as: UTF8.self)
@@ -107,14 +107,5 @@ extension LookupService {
         response.body.append(contentsOf: #"{"user_id":"#.utf8)
         response.body.append(contentsOf: JSONText.escaped(user))
         response.body.append(contentsOf: ",\"recorded\":\(ids.count)}".utf8)
-    }
-
-    func error(_ response: inout HTTPResponse, _ status: Int, _ message: String) {
-        response.status = status
-        response.contentType = "application/json"
-        response.body.removeAll(keepingCapacity: true)
-        response.body.append(contentsOf: #"{"error":"#.utf8)
-        response.body.append(contentsOf: JSONText.escaped(message))
-        response.body.append(UInt8(ascii: "}"))
     }
 }

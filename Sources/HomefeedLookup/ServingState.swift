@@ -6,7 +6,6 @@ import HomefeedStore
 /// finish, so a swap never fails a request in flight; the old version closes when its last request ends.
 public final class ServingState: Sendable {
     public let version: StoreVersion
-    public let blocked: [Bool]
     public let blockedCount: Int
     let filter: FilterTable
     let regionLists: [UInt16: RecommendationList]
@@ -25,7 +24,6 @@ public final class ServingState: Sendable {
         for id in blocklist {
             if let v = version.videos.index(of: id) { blocked[Int(v)] = true; n += 1 }
         }
-        self.blocked = blocked
         blockedCount = n
         filter = FilterTable(videos: version.videos, blocked: blocked)
         var regions: [UInt16: RecommendationList] = [:], languages: [String: RecommendationList] = [:]
