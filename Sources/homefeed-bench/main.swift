@@ -17,6 +17,8 @@ usage: homefeed-bench COMMAND [options]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
   als --file TSV [--factors F] [--iterations N] [--regularization L] [--cg S] [--threads T]
                                          weighted ALS seconds per iteration on `user item [weight]` lines (as als_reference.py)
+  topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--ivf NLIST --nprobe P]
+                                         exact (and IVF) top-K over raw float32 matrices (as topk_reference.py)
   lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB] [--query Q]
                                          in-process request cost: HTTP parse + get + filters + JSON, random users
 """
@@ -219,29 +221,10 @@ do {
         if failures > 0 { exit(1) }
 
     case "als":
-        guard let file = arg("file", a) else { throw HomefeedError("als: --file TSV is required") }
-        let text = try String(contentsOfFile: file, encoding: .utf8)
-        var users: [String: Int32] = [:], items: [String: Int32] = [:]
-        var triples: [(Int32, Int32, Float)] = []
-        for line in text.split(separator: "\n") {
-            let f = line.split(whereSeparator: { $0 == "\t" || $0 == "," })
-            guard f.count >= 2 else { continue }
-            let u = users[String(f[0])] ?? { let n = Int32(users.count); users[String(f[0])] = n; return n }()
-            let i = items[String(f[1])] ?? { let n = Int32(items.count); items[String(f[1])] = n; return n }()
-            triples.append((u, i, f.count >= 3 && a.contains("--weighted") ? Float(f[2]) ?? 1 : 1))
-        }
-        let c = SparseRows(rows: users.count, cols: items.count, triples: triples)
-        var config = ALSConfig()
-        config.factors = intArg("factors", a, 64); config.iterations = intArg("iterations", a, 15)
-        config.regularization = Float(arg("regularization", a).flatMap(Double.init) ?? 0.05)
-        config.cgSteps = intArg("cg", a, 3); config.threads = intArg("threads", a, 2)
-        var best = Double.infinity
-        for _ in 0..<intArg("repeat", a, 3) {
-            let t0 = TimeFormat.monotonic()
-            _ = ALS.fit(c, config: config)
-            best = min(best, TimeFormat.monotonic() - t0)
-        }
-        print("bench als seconds_per_iteration=\(Format.fixed(best / Double(config.iterations), 4)) fit_seconds=\(Format.fixed(best, 3)) nnz=\(c.nnz) users=\(c.rows) items=\(c.cols) factors=\(config.factors) threads=\(config.threads) cg=\(config.cgSteps)")
+        try benchALS(a)
+
+    case "topk":
+        try benchTopK(a)
 
     default:
         throw HomefeedError("unknown command '\(cmd)'\n\(usage)")
