@@ -7,6 +7,9 @@ import PackageDescription
 // (portable x86-64 is the default; see docs/BENCHMARKS.md for what it buys).
 let targetCPU = Context.environment["HOMEFEED_TARGET_CPU"]
 let kernelFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+// Models, evaluation and the pipeline are optimized in debug builds too: unoptimized numeric Swift is ~50× slower,
+// and the tests train, tune and rank with real (small) models, also through the commands.
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Homefeed",
@@ -25,11 +28,12 @@ let package = Package(
         .target(name: "HomefeedData", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags),
         .target(name: "HomefeedSynthetic", dependencies: ["HomefeedCore"]),
         .target(name: "HomefeedStore", dependencies: ["HomefeedCore", "CRocksDB"]),
-        .target(name: "HomefeedModels", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags),
-        .target(name: "HomefeedEval", dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore"]),
+        .target(name: "HomefeedModels", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags + optimizedInDebug),
+        .target(name: "HomefeedEval", dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore"],
+                swiftSettings: optimizedInDebug),
         .target(name: "HomefeedPipeline",
                 dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore", "HomefeedModels", "HomefeedEval"],
-                swiftSettings: kernelFlags),
+                swiftSettings: kernelFlags + optimizedInDebug),
         .target(name: "HomefeedHTTP", dependencies: ["CSystem"]),
         .target(name: "HomefeedLookup", dependencies: ["HomefeedCore", "HomefeedStore", "HomefeedHTTP"]),
 

@@ -29,6 +29,56 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// Worker threads; 0 = all cores.
         public var threads = 0
     }
+    /// Matrix factorization (weighted ALS): confidences, training, tuning, retrieval. docs/MODELS.md explains each.
+    public struct MF: Sendable, Equatable, Codable {
+        /// false: the refresh ranks by popularity alone (no model is trained or loaded) — an operator's switch.
+        public var enabled = true
+        public var factors = 64
+        public var iterations = 15
+        public var regularization = 0.05
+        /// W: weight of every unobserved (user, video) pair.
+        public var unobservedWeight = 1.0
+        /// Conjugate-gradient steps per row and half-iteration (0 = exact Cholesky solves).
+        public var cgSteps = 3
+        /// Confidence of an observed pair: alpha × (sum of its signal weights below).
+        public var alpha = 1.0
+        public var longWatchWeight = 1.0
+        public var partialWatchWeight = 0.25
+        public var likeWeight = 1.0
+        public var shareWeight = 1.0
+        public var commentWeight = 0.5
+        /// A disliked video becomes an explicit negative (preference 0) with confidence alpha × this; 0 = ignored.
+        public var dislikeWeight = 1.0
+        /// Recent history weighs more: the signal of the video a user engaged with r videos ago (r = 0 newest)
+        /// is multiplied by 1 + recent_boost × 0.5^(r / recent_half_rank). 0 = off.
+        public var recentBoost = 0.0
+        public var recentHalfRank = 10.0
+        /// Ranking until the two-tower scorer joins: z(x_u·y_v) + popularity_weight · z(log(1 + engagements of v))
+        /// + trending_weight · z(the recency-weighted regional/language/global popularity blend), z-scored over the
+        /// user's candidates. Both 0 = the MF score alone.
+        public var popularityWeight = 0.0
+        public var trendingWeight = 0.0
+        /// "on": `train` searches the grid on a validation split carved from train; "off": the values above;
+        /// "auto": tune when the data has at most tune_max_pairs observed pairs, else reuse the latest model's choice.
+        public var tune = "auto"
+        public var tuneMaxPairs = 2_000_000
+        /// Validation split for tuning: "random" (a seeded validation_fraction of each user's interactions) or "time" (the
+        /// newest validation_fraction of each user's interactions).
+        public var tuneSplit = "random"
+        public var validationFraction = 0.1
+        /// Candidate retrieval over the video factors: "exact", "ivf", or "auto" (IVF from ivf_min_videos videos).
+        public var retrieval = "auto"
+        public var ivfMinVideos = 200_000
+        /// IVF cells (0 = a rule on the catalog size) and cells probed per query (0 = a rule on the cells).
+        public var ivfCells = 0
+        public var ivfProbe = 0
+        /// Trained models kept in the store (those used by kept versions are never deleted).
+        public var keepModels = 3
+        public var seed = 42
+        /// Worker threads for training; 0 = all cores.
+        public var threads = 0
+        public init() {}
+    }
     public struct Store: Sendable, Equatable, Codable {
         /// Published versions kept on disk (the served and a pinned one are never deleted).
         public var keepVersions = 5
@@ -62,6 +112,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
 
     public var data = Data()
     public var refresh = Refresh()
+    public var mf = MF()
     public var store = Store()
     public var lookupd = Lookupd()
 
@@ -73,6 +124,11 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "refresh.active_days", "refresh.list_size", "refresh.fallback_list_size", "refresh.candidates_per_source",
         "refresh.popular_half_life_hours", "refresh.popular_window_days", "refresh.min_popular_list_interactions",
         "refresh.block_users", "refresh.threads",
+        "mf.enabled", "mf.factors", "mf.iterations", "mf.regularization", "mf.unobserved_weight", "mf.cg_steps", "mf.alpha",
+        "mf.long_watch_weight", "mf.partial_watch_weight", "mf.like_weight", "mf.share_weight", "mf.comment_weight",
+        "mf.dislike_weight", "mf.recent_boost", "mf.recent_half_rank", "mf.popularity_weight", "mf.trending_weight", "mf.tune", "mf.tune_max_pairs", "mf.tune_split",
+        "mf.validation_fraction", "mf.retrieval", "mf.ivf_min_videos", "mf.ivf_cells", "mf.ivf_probe", "mf.keep_models",
+        "mf.seed", "mf.threads",
         "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
         "lookupd.listen", "lookupd.threads", "lookupd.max_header_bytes", "lookupd.max_body_bytes",
         "lookupd.max_connections", "lookupd.idle_timeout_seconds", "lookupd.default_limit", "lookupd.max_limit",
@@ -96,6 +152,34 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.double("refresh.min_popular_list_interactions", &refresh.minPopularListInteractions)
         try file.int("refresh.block_users", &refresh.blockUsers)
         try file.int("refresh.threads", &refresh.threads)
+        try file.bool("mf.enabled", &mf.enabled)
+        try file.int("mf.factors", &mf.factors)
+        try file.int("mf.iterations", &mf.iterations)
+        try file.double("mf.regularization", &mf.regularization)
+        try file.double("mf.unobserved_weight", &mf.unobservedWeight)
+        try file.int("mf.cg_steps", &mf.cgSteps)
+        try file.double("mf.alpha", &mf.alpha)
+        try file.double("mf.long_watch_weight", &mf.longWatchWeight)
+        try file.double("mf.partial_watch_weight", &mf.partialWatchWeight)
+        try file.double("mf.like_weight", &mf.likeWeight)
+        try file.double("mf.share_weight", &mf.shareWeight)
+        try file.double("mf.comment_weight", &mf.commentWeight)
+        try file.double("mf.dislike_weight", &mf.dislikeWeight)
+        try file.double("mf.recent_boost", &mf.recentBoost)
+        try file.double("mf.recent_half_rank", &mf.recentHalfRank)
+        try file.double("mf.popularity_weight", &mf.popularityWeight)
+        try file.double("mf.trending_weight", &mf.trendingWeight)
+        file.string("mf.tune", &mf.tune)
+        try file.int("mf.tune_max_pairs", &mf.tuneMaxPairs)
+        file.string("mf.tune_split", &mf.tuneSplit)
+        try file.double("mf.validation_fraction", &mf.validationFraction)
+        file.string("mf.retrieval", &mf.retrieval)
+        try file.int("mf.ivf_min_videos", &mf.ivfMinVideos)
+        try file.int("mf.ivf_cells", &mf.ivfCells)
+        try file.int("mf.ivf_probe", &mf.ivfProbe)
+        try file.int("mf.keep_models", &mf.keepModels)
+        try file.int("mf.seed", &mf.seed)
+        try file.int("mf.threads", &mf.threads)
         try file.int("store.keep_versions", &store.keepVersions)
         try file.double("store.guard_max_drop", &store.guardMaxDrop)
         try file.int("store.block_cache_mb", &store.blockCacheMB)
@@ -135,6 +219,22 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(refresh.popularHalfLifeHours > 0, "refresh.popular_half_life_hours must be > 0")
         try check(refresh.blockUsers > 0, "refresh.block_users must be > 0")
         try check(refresh.threads >= 0, "refresh.threads must be ≥ 0")
+        try check((1...1024).contains(mf.factors), "mf.factors must be in 1...1024")
+        try check(mf.iterations >= 1, "mf.iterations must be ≥ 1")
+        try check(mf.regularization > 0, "mf.regularization must be > 0")
+        try check(mf.unobservedWeight > 0, "mf.unobserved_weight must be > 0")
+        try check(mf.cgSteps >= 0, "mf.cg_steps must be ≥ 0 (0 = exact solves)")
+        try check(mf.alpha > 0, "mf.alpha must be > 0")
+        try check([mf.longWatchWeight, mf.partialWatchWeight, mf.likeWeight, mf.shareWeight, mf.commentWeight,
+                   mf.dislikeWeight, mf.recentBoost, mf.popularityWeight, mf.trendingWeight].allSatisfy { $0 >= 0 }, "mf.*_weight and mf.recent_boost must be ≥ 0")
+        try check(mf.recentHalfRank > 0, "mf.recent_half_rank must be > 0")
+        try check(["on", "off", "auto"].contains(mf.tune), "mf.tune must be on, off or auto (got '\(mf.tune)')")
+        try check(["time", "random"].contains(mf.tuneSplit), "mf.tune_split must be time or random (got '\(mf.tuneSplit)')")
+        try check(mf.validationFraction > 0 && mf.validationFraction < 1, "mf.validation_fraction must be in (0, 1)")
+        try check(["exact", "ivf", "auto"].contains(mf.retrieval), "mf.retrieval must be exact, ivf or auto (got '\(mf.retrieval)')")
+        try check(mf.ivfCells >= 0 && mf.ivfProbe >= 0 && mf.ivfMinVideos >= 0, "mf.ivf_* must be ≥ 0")
+        try check(mf.keepModels >= 1, "mf.keep_models must be ≥ 1")
+        try check(mf.threads >= 0, "mf.threads must be ≥ 0")
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
         try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
         try check((0...1024).contains(lookupd.threads), "lookupd.threads (--threads) must be in 0...1024 (0 = all cores)")

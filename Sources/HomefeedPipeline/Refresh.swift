@@ -1,6 +1,8 @@
 import Foundation
 import HomefeedCore
 import HomefeedData
+import HomefeedEval
+import HomefeedModels
 import HomefeedStore
 
 /// What `homefeed-batch run` was asked to do.
@@ -18,6 +20,9 @@ public struct RefreshOptions: Sendable {
     public var ingestShards: String?
     /// Publish even if the publish guard objects.
     public var force = false
+    /// Train a new MF model first (`run --train`); without it the newest saved model is used (one is trained first
+    /// when the store has none).
+    public var train = false
     public var quiet = false
     /// Test hook: sleep this long after each block of users (lets a crash test kill a run mid-write).
     public var blockDelaySeconds = 0.0
@@ -33,8 +38,8 @@ public struct RefreshSummary: Sendable {
     public var line: String
 }
 
-/// The hourly refresh: load → history → active users → popularity → per-user candidates and ranking, streamed
-/// in blocks of users into the new version → publish. Models (MF, two-tower) join as candidate sources and rankers.
+/// The hourly refresh: load → history → active users → popularity → MF model (fold-in + retrieval) → per-user
+/// candidates and ranking, streamed in blocks of users into the new version → publish.
 public enum Refresh {
     public static func run(_ opt: RefreshOptions, config: HomefeedConfig) throws -> RefreshSummary {
         let started = TimeFormat.monotonic()
@@ -73,7 +78,13 @@ public enum Refresh {
         let popLength = max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource)
         let popularity = stage("popularity") { Popularity(data, asOf: asOf, config: config, length: popLength) }
 
+        // 5. The MF model (unless disabled): trained now (--train, or no model yet), else the newest saved one; its
+        //    index for retrieval.
+        let mf = config.mf.enabled ? try stage("mf model") { try mfSource(opt, data: data, history: history, store: store,
+                                                                          asOf: asOf, config: config, threads: threads) } : nil
+
         var meta = RunMetadata()
+        if let mf { meta.models["mf"] = mf.name }
         meta.createdAt = TimeFormat.now()
         meta.asOf = asOf
         meta.configDigest = config.digest
@@ -85,14 +96,16 @@ public enum Refresh {
         meta.counts.activeUsers = active.count
         meta.counts.badRows = data.report.files.reduce(0) { $0 + $1.badRows }
 
-        // 5a. Shard job: rank this shard's users into one SST and stop.
+        // 6a. Shard job: rank this shard's users into one SST and stop.
         if let shard = opt.shard {
             let outDir = opt.shardOut ?? (opt.storeDir + "/shards")
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
             let (users, entries) = try stage("rank") {
-                try rankUsers(active, data: data, history: history, popularity: popularity, config: config,
-                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, writer: writer)
+                try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds) { u, list, _ in
+                    try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
+                }
             }
             var file = try writer.finish()
             if let f = file {  // publish the shard file atomically under its final name
@@ -100,17 +113,18 @@ public enum Refresh {
                 guard rename(f, final) == 0 else { throw HomefeedError("cannot rename \(f) to \(final)") }
                 file = final
             }
-            meta.counts.personalizedUsers = users
-            meta.counts.meanListLength = users > 0 ? Double(entries) / Double(users) : 0
+            meta.counts.personalizedUsers = users.personalized
+            meta.counts.mfUsers = users.mf
+            meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
             meta.stages = stages
             try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles,
-                              asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest)
+                              asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest, model: mf?.name ?? "")
                 .write(to: outDir + "/" + shard.fileName + ".json")
-            let line = "refresh shard \(shard): \(users) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
+            let line = "refresh shard \(shard): \(users.personalized) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
             return RefreshSummary(metadata: meta, outcome: nil, shardFile: file, line: line)
         }
 
-        // 5b. Build the new version: video table, fallback lists, user lists (computed here or ingested from shards).
+        // 6b. Build the new version: video table, fallback lists, user lists (computed here or ingested from shards).
         let builder = try VersionBuilder(store: store, createdAt: meta.createdAt)
         var finished = false
         defer { if !finished { builder.abandon() } }
@@ -121,37 +135,74 @@ public enum Refresh {
         if let dir = opt.ingestShards {
             let shards = try stage("collect shards") { try ShardManifest.collect(dir, expectedSources: meta.sourceFiles, asOf: asOf,
                                                                               activeDays: activeDays, configDigest: meta.configDigest) }
+            guard shards.model == (mf?.name ?? "") else {
+                throw HomefeedError("\(dir): the shards used model '\(shards.model)', this run '\(mf?.name ?? "")' (a train ran since: rerun the shard jobs)")
+            }
             try builder.addUserListFiles(shards.files)
             meta.counts.personalizedUsers = shards.users
+            meta.counts.mfUsers = shards.mfUsers
             meta.counts.meanListLength = shards.users > 0 ? Double(shards.entries) / Double(shards.users) : 0
             meta.counts.activeUsers = shards.activeUsers
             meta.shards = shards.count
         } else {
             let writer = try builder.userListWriter()
             let (users, entries) = try stage("rank") {
-                try rankUsers(active, data: data, history: history, popularity: popularity, config: config,
-                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, writer: writer)
+                try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds) { u, list, _ in
+                    try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
+                }
             }
             try writer.finish()
-            meta.counts.personalizedUsers = users
-            meta.counts.meanListLength = users > 0 ? Double(entries) / Double(users) : 0
+            meta.counts.personalizedUsers = users.personalized
+            meta.counts.mfUsers = users.mf
+            meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
+        }
+        // How the served version did: its lists against what its users did after its as-of time.
+        if let served = try store.current(), let v = try? StoreVersion(store: store, name: served), v.metadata.asOf < asOf {
+            meta.replay = try stage("replay") { try Replay.run(version: v, data: data, watchFraction: config.data.relevanceWatchFraction) }
         }
         meta.stages = stages
         try stage("ingest") { try builder.finish(metadata: meta) }
         finished = true
 
-        // 6. Publish: flip CURRENT unless pinned or the guard objects; prune old versions.
+        // 7. Publish: flip CURRENT unless pinned or the guard objects; prune old versions.
         let outcome = try store.publish(builder.name, force: opt.force, guardMaxDrop: config.store.guardMaxDrop,
                                         keep: config.store.keepVersions)
         meta.version = builder.name
+        let models = ModelStore(store: store)
+        if let trainLock = try? models.lock() {  // a train in progress prunes when it saves
+            try models.prune(keep: config.mf.keepModels, protected: models.inUse())
+            trainLock.release()
+        }
         let total = TimeFormat.monotonic() - started
         var line = "refresh: version \(builder.name) "
         switch outcome {
         case .published: line += "published"
         case .pinned(let p): line += "built but NOT published: the store is pinned to \(p) (homefeed-batch unpin to resume)"
         }
-        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
+        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by MF model \(mf?.name ?? "none"); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
         return RefreshSummary(metadata: meta, outcome: outcome, shardFile: nil, line: line)
+    }
+
+    /// The MF source of this run: the newest saved model, or one trained first (`--train`, or none saved yet).
+    static func mfSource(_ opt: RefreshOptions, data: Dataset, history: UserHistory, store: VersionedStore, asOf: Int64,
+                         config: HomefeedConfig, threads: Int) throws -> MFSource {
+        let models = ModelStore(store: store)
+        var name = models.latest()
+        if opt.train || name == nil {
+            guard opt.shard == nil else {
+                throw HomefeedError("run --shard: the store \(opt.storeDir) has no MF model; run homefeed-batch train --store \(opt.storeDir) first (every shard must use the same model)")
+            }
+            if !opt.quiet && !opt.train { Log.info("no MF model in \(models.dir) yet: training one first (as homefeed-batch train would)") }
+            let lock = try models.lock()
+            defer { lock.release() }
+            var trained = try Train.fit(data, history: history, config: config, asOf: asOf, tune: config.mf.tune,
+                                        previous: name.flatMap { try? models.info($0) }, quiet: opt.quiet)
+            trained.info.dataDirectory = opt.dataDir
+            name = try models.save(&trained, createdAt: TimeFormat.now())
+            return MFSource(model: trained, data: data, config: config, threads: threads)
+        }
+        return MFSource(model: try models.load(name!), data: data, config: config, threads: threads)
     }
 
     /// Users with an interaction in the window (every user with history when activeDays is 0) inside `shard`,
@@ -172,53 +223,81 @@ public enum Refresh {
         return out
     }
 
-    /// Candidates and ranking for every user, in blocks (parallel inside a block, written in order).
-    /// Returns (users written, entries written).
+    /// Candidates and ranking for every user, in blocks: MF fold-in and retrieval for the block, then each user's
+    /// candidates ranked in parallel, then the lists handed to `sink` in order (user, list, ranked by MF).
+    /// Returns (users with a list, users ranked by MF) and the entries written.
     static func rankUsers(_ users: [(hash: UInt64, user: Int32)], data: Dataset, history: UserHistory,
-                          popularity: Popularity, config: HomefeedConfig, threads: Int, quiet: Bool,
-                          delay: Double = 0, writer: UserListWriter) throws -> (Int, Int) {
+                          popularity: Popularity, mf: MFSource?, config: HomefeedConfig, threads: Int, quiet: Bool,
+                          delay: Double = 0,
+                          sink: (Int32, RecommendationList, Bool) throws -> Void) throws -> (users: (personalized: Int, mf: Int), entries: Int) {
         let progress = Progress("rank users", total: users.count, unit: "users", quiet: quiet)
         let block = config.refresh.blockUsers
-        let ranker = PopularityBlendRanker()
-        let candidateCapacity = 3 * config.refresh.candidatesPerSource   // three popular sources today
+        let perSource = config.refresh.candidatesPerSource
+        let candidateCapacity = 4 * perSource   // MF + three popular sources
         let scratch = SlotBuffer((0..<threads).map { _ in
             (CandidateSet(videoCount: data.videos.count, capacity: candidateCapacity), TopK(k: config.refresh.listSize))
         })
-        let perSource = config.refresh.candidatesPerSource
-        var written = 0, entries = 0
+        var written = 0, byMF = 0, entries = 0
         for start in stride(from: 0, to: users.count, by: block) {
             let end = min(users.count, start + block)
+            let ids = users[start..<end].map(\.user)
+            let retrieved = mf?.block(ids[...], data: data, history: history, k: perSource, threads: threads)
             let results = SlotBuffer<RecommendationList?>(repeating: nil, count: end - start)
+            let rankedByMF = SlotBuffer<Bool>(repeating: false, count: end - start)
             parallelFor(end - start, threads: threads, chunk: 32) { worker, range in
                 scratch.withSlot(worker) { s in
                     for k in range {
-                        let u = Int(users[start + k].user)
-                        results[k] = rankOne(u, data: data, history: history, popularity: popularity,
-                                             perSource: perSource, ranker: ranker, set: s.0, top: &s.1)
+                        var user = UserCandidates(user: Int(ids[k]))
+                        if let mf, let r = retrieved, r.hasSignal[k] {
+                            user.mf = (mf, r.factors, k, r.top)
+                            rankedByMF[k] = true
+                        }
+                        results[k] = rankOne(user, data: data, history: history, popularity: popularity,
+                                             perSource: perSource, set: s.0, top: &s.1)
                     }
                 }
             }
             for k in 0..<(end - start) {
                 guard let list = results[k], list.count > 0 else { continue }
-                try data.users.ids.withBytes(Int(users[start + k].user)) { try writer.add(userID: $0, list: list) }
+                try sink(ids[k], list, rankedByMF[k])
                 written += 1; entries += list.count
+                if rankedByMF[k] { byMF += 1 }
             }
             progress.add(end - start)
             if delay > 0 { usleep(UInt32(delay * 1e6)) }
         }
         progress.finish()
-        return (written, entries)
+        return ((written, byMF), entries)
     }
 
-    /// One user's list: exclude seen and unavailable videos, gather candidates from the popular sources, rank, top-k.
-    static func rankOne(_ u: Int, data: Dataset, history: UserHistory, popularity: Popularity, perSource: Int,
-                        ranker: some Ranker, set: CandidateSet, top: inout TopK) -> RecommendationList {
+    /// One user's inputs to ranking: the MF source with the block's factors and retrieval results (row `k`), if the
+    /// user has MF signal.
+    struct UserCandidates {
+        var user: Int
+        var mf: (source: MFSource, factors: Matrix, row: Int, top: TopKResults)?
+    }
+
+    /// One user's list: exclude seen and unavailable videos, gather candidates from MF and the popular sources,
+    /// rank (by x_u·y_v when the user has MF factors, else by the popularity blend), keep the top list_size.
+    static func rankOne(_ c: UserCandidates, data: Dataset, history: UserHistory, popularity: Popularity, perSource: Int,
+                        set: CandidateSet, top: inout TopK) -> RecommendationList {
+        let u = c.user
         set.reset()
         top.reset()
         for v in history.seen(of: u) { set.exclude(Int(v)) }
         let country = data.users.country[u]
         let language = data.languages[data.users.language[u]]
         let videos = data.videos
+        // 1. MF candidates: already filtered (seen, availability) by the retrieval.
+        if let mf = c.mf {
+            let k = mf.top.k, n = Int(mf.top.counts[mf.row])
+            let best = n > 0 ? mf.top.scores[mf.row * k] : 0
+            for j in 0..<n {
+                let v = mf.source.videoOfRow[Int(mf.top.ids[mf.row * k + j])]
+                set.add(UInt32(v), source: .mf, score: best > 0 ? max(0, mf.top.scores[mf.row * k + j] / best) : 0)
+            }
+        }
+        // 2. Popular candidates.
         func gather(_ r: Popularity.Ranked?, _ source: CandidateSource) {
             guard let r, let best = r.scores.first, best > 0 else { return }
             r.videos.withUnsafeBufferPointer { vs in
@@ -234,8 +313,45 @@ public enum Refresh {
         gather(popularity.regions[country], .popularRegion)
         gather(popularity.languages[language], .popularLanguage)
         gather(popularity.global, .popularGlobal)
-        for c in 0..<set.count {
-            top.offer(score: ranker.score(candidate: c, in: set, user: u, data: data), video: set.video(c), candidate: Int32(c))
+        // 3. Rank. With MF factors: x_u·y_v, or with ranking weights (a, b) ≠ 0
+        //        z(x_u·y_v) + a · z(log(1 + engagements of v)) + b · z(popularity blend)
+        //    (z-scores over the user's candidates the model knows); a candidate the model does not know (a video
+        //    newer than the model) ranks below every known one, in popularity-blend order. Without MF factors: the
+        //    popularity blend.
+        let blend = PopularityBlendRanker()
+        if let mf = c.mf {
+            var moments = [Moments](repeating: Moments(), count: 3)   // MF score, prior, blend
+            var features = [Float](repeating: 0, count: 3 * set.count)
+            var known = [Bool](repeating: false, count: set.count)
+            mf.factors.values.withUnsafeBufferPointer { x in
+                let xu = x.baseAddress! + mf.row * mf.factors.cols
+                for i in 0..<set.count {
+                    let v = Int(set.video(i))
+                    features[3 * i + 2] = blend.score(candidate: i, in: set, user: u, data: data)
+                    guard let s = mf.source.score(xu, video: v) else { continue }
+                    known[i] = true
+                    features[3 * i] = s
+                    features[3 * i + 1] = mf.source.prior[v]
+                    for f in 0..<3 { moments[f].add(features[3 * i + f]) }
+                }
+            }
+            let a = mf.source.popularityWeight, b = mf.source.trendingWeight
+            let z = moments.map { $0.standardizer() }
+            var lowest = Float.greatestFiniteMagnitude
+            for i in 0..<set.count where known[i] {
+                let s = a == 0 && b == 0 ? features[3 * i]
+                    : z[0](features[3 * i]) + a * z[1](features[3 * i + 1]) + b * z[2](features[3 * i + 2])
+                lowest = min(lowest, s)
+                top.offer(score: s, video: set.video(i), candidate: Int32(i))
+            }
+            let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
+            for i in 0..<set.count where !known[i] {
+                top.offer(score: floor + features[3 * i + 2] / 2, video: set.video(i), candidate: Int32(i))
+            }
+        } else {
+            for i in 0..<set.count {
+                top.offer(score: blend.score(candidate: i, in: set, user: u, data: data), video: set.video(i), candidate: Int32(i))
+            }
         }
         var list = RecommendationList()
         list.country = country
@@ -253,6 +369,18 @@ public enum Refresh {
             VideoRecord(id: v.ids[i], availability: v.availability[i].rawValue, countries: Array(v.countryList(of: i)),
                         publishedAt: v.publishedAt[i], language: data.languages[v.language[i]])
         }
+    }
+}
+
+/// Running mean and variance of one ranking feature over a user's candidates, for z-scores.
+struct Moments {
+    var n = 0.0, sum = 0.0, sq = 0.0
+    mutating func add(_ x: Float) { n += 1; sum += Double(x); sq += Double(x) * Double(x) }
+    /// x ↦ (x − mean) / sd; a constant feature maps to 0.
+    func standardizer() -> (Float) -> Float {
+        let mean = sum / max(n, 1), sd = max(0, sq / max(n, 1) - mean * mean).squareRoot()
+        let m = Float(mean), scale = sd > 1e-9 ? Float(1 / sd) : 0
+        return { ($0 - m) * scale }
     }
 }
 

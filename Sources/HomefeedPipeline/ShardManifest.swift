@@ -15,11 +15,14 @@ struct ShardManifest: Codable {
     var asOf: Int64
     var activeDays: Int
     var configDigest: String
+    /// The MF model the shard's lists came from.
+    var model: String
 
     init(shard: ShardSpec, counts: RunMetadata.Counts, entries: Int, sourceFiles: [RunMetadata.SourceFile],
-         asOf: Int64, activeDays: Int, configDigest: String) {
+         asOf: Int64, activeDays: Int, configDigest: String, model: String) {
         self.shard = shard.index; shardCount = shard.count; self.counts = counts; self.entries = entries
         self.sourceFiles = sourceFiles; self.asOf = asOf; self.activeDays = activeDays; self.configDigest = configDigest
+        self.model = model
     }
 
     func write(to path: String) throws {
@@ -28,7 +31,10 @@ struct ShardManifest: Codable {
         try enc.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    struct Collected { var files: [String] = []; var users = 0; var entries = 0; var activeUsers = 0; var count = 0 }
+    struct Collected {
+        var files: [String] = []; var users = 0; var entries = 0; var activeUsers = 0; var mfUsers = 0; var count = 0
+        var model = ""
+    }
 
     /// Reads every manifest in `dir`; all shards 0..<N of one N must be present, from the same input files.
     static func collect(_ dir: String, expectedSources: [RunMetadata.SourceFile], asOf: Int64, activeDays: Int,
@@ -47,6 +53,7 @@ struct ShardManifest: Codable {
         }
         var out = Collected()
         out.count = n
+        out.model = manifests[0].model
         for m in manifests {
             guard m.sourceFiles == expectedSources else {
                 throw HomefeedError("\(dir): shard \(m.shard)/\(n) was computed from different input files than this run")
@@ -60,6 +67,9 @@ struct ShardManifest: Codable {
             guard m.configDigest == configDigest else {
                 throw HomefeedError("\(dir): shard \(m.shard)/\(n) used another configuration (digest \(m.configDigest), this run \(configDigest))")
             }
+            guard m.model == out.model else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) used model \(m.model), shard 0 used \(out.model) (a train ran between the shard jobs: rerun them)")
+            }
             let spec = try ShardSpec(index: m.shard, count: n)
             let sst = dir + "/" + spec.fileName
             if m.counts.personalizedUsers > 0 {
@@ -69,6 +79,7 @@ struct ShardManifest: Codable {
             out.users += m.counts.personalizedUsers
             out.entries += m.entries
             out.activeUsers += m.counts.activeUsers
+            out.mfUsers += m.counts.mfUsers
         }
         return out
     }

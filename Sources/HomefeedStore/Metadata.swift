@@ -6,10 +6,22 @@ public struct RunMetadata: Codable, Sendable, Equatable {
         public var users = 0, videos = 0, interactions = 0
         public var activeUsers = 0
         public var personalizedUsers = 0
+        /// Users whose list the MF model ranked (the others had no MF signal: popularity ranked theirs).
+        public var mfUsers = 0
         public var meanListLength = 0.0
         public var popularLists = 0
         public var badRows = 0
         public init() {}
+
+        /// Absent fields read as 0, so versions written before a count existed still load (rollback to them works).
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func get<T: Decodable & AdditiveArithmetic>(_ k: CodingKeys, _ d: T) throws -> T { try c.decodeIfPresent(T.self, forKey: k) ?? d }
+            users = try get(.users, 0); videos = try get(.videos, 0); interactions = try get(.interactions, 0)
+            activeUsers = try get(.activeUsers, 0); personalizedUsers = try get(.personalizedUsers, 0)
+            mfUsers = try get(.mfUsers, 0); meanListLength = try get(.meanListLength, 0.0)
+            popularLists = try get(.popularLists, 0); badRows = try get(.badRows, 0)
+        }
     }
     public struct Stage: Codable, Sendable, Equatable {
         public var name: String
@@ -39,6 +51,9 @@ public struct RunMetadata: Codable, Sendable, Equatable {
     public var shards = 1
     /// Models used (filled by the model stages; empty for the popularity baseline).
     public var models: [String: String] = [:]
+    /// The previously served version's lists replayed against the interactions that arrived after its as-of time
+    /// (docs/EVALUATION.md); nil when there was none to replay.
+    public var replay: ReplayReport? = nil
     public var builtBy = "homefeed-batch"
     public init() {}
 }

@@ -92,16 +92,18 @@ public final class VersionBuilder {
 }
 
 /// Writes `bytes` to a new file at `path` and fsyncs it (the caller fsyncs the directory).
-func writeFileSynced(_ path: String, _ bytes: [UInt8]) throws {
+public func writeFileSynced(_ path: String, _ bytes: some ContiguousBytes) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw HomefeedError("cannot create \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
-    var off = 0
-    while off < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw HomefeedError("cannot write \(path): \(String(cString: strerror(errno)))") }
-        off += n
+    try bytes.withUnsafeBytes { b in
+        var off = 0
+        while off < b.count {
+            let n = write(fd, b.baseAddress! + off, b.count - off)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw HomefeedError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            off += n
+        }
     }
     guard fsync(fd) == 0 else { throw HomefeedError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
 }

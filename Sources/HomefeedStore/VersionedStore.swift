@@ -169,12 +169,12 @@ public func fsyncDirectory(_ path: String) throws {
 public final class StoreLock: @unchecked Sendable {  // the fd is only closed once, in release/deinit
     private var fd: Int32
 
-    init(path: String) throws {
+    public init(path: String) throws {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw HomefeedError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             close(fd); fd = -1
-            throw HomefeedError("store is locked by another homefeed-batch command (\(path)); try again when it finishes",
+            throw HomefeedError("\(path) is locked by another homefeed-batch command; try again when it finishes",
                                 exitCode: HomefeedError.busyExitCode)
         }
     }

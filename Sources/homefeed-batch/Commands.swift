@@ -67,7 +67,7 @@ enum Commands {
     }
 
     static func run(_ argv: [String]) throws {
-        let a = try parse("run", "--data DIR --store DIR [--config FILE] [--now TIME] [--active-days N] [--shard I/N] [--ingest-shards DIR] [--force]", [
+        let a = try parse("run", "--data DIR --store DIR [--config FILE] [--now TIME] [--active-days N] [--train] [--shard I/N] [--ingest-shards DIR] [--force]", [
             .init("data", "DIR", "dataset folder (users.csv, videos.csv, interactions.csv; see docs/DATA.md) (required)"),
             .init("store", "DIR", "store directory; a new version is published into it (required)"),
             .init("config", "FILE", "config file (default: built-in defaults, documented in conf/homefeed.toml)"),
@@ -76,12 +76,13 @@ enum Commands {
             .init("shard", "I/N", "compute only shard I of N of the users and write users-I-of-N.sst (no version)"),
             .init("shard-out", "DIR", "where --shard writes its SST (default STORE/shards)"),
             .init("ingest-shards", "DIR", "build the version from the users-I-of-N.sst files of --shard jobs in DIR"),
+            .init("train", nil, "train a new MF model first (as homefeed-batch train); default: the newest saved model (one is trained when the store has none)"),
             .init("threads", "N", "worker threads (default: all cores)"),
             .init("force", nil, "publish even when the publish guard objects"),
             .init("quiet", nil, "no progress output"),
         ], argv)
         var config = try HomefeedConfig.load(path: a.string("config"))
-        if let t = try a.int("threads") { config.refresh.threads = t }
+        if let t = try a.int("threads") { config.refresh.threads = t; config.mf.threads = t }
         try config.validate()
         var opt = RefreshOptions(dataDir: try a.required("data"), storeDir: try a.required("store"))
         // Checked before the store is locked (and created): a typo'd --data must not leave a new empty store behind.
@@ -94,11 +95,87 @@ enum Commands {
         opt.ingestShards = a.string("ingest-shards")
         if opt.shard != nil && opt.ingestShards != nil { throw HomefeedError("--shard and --ingest-shards are separate steps") }
         opt.force = a.flag("force")
+        opt.train = a.flag("train")
+        if opt.train && (opt.shard != nil || opt.ingestShards != nil) {
+            throw HomefeedError("--train cannot go with --shard or --ingest-shards: train once (homefeed-batch train), then run the shards")
+        }
         opt.quiet = a.flag("quiet")
         // Test hook (not a documented option): slows the ranking stage so a test can kill the run mid-write.
         if let d = ProcessInfo.processInfo.environment["HOMEFEED_TEST_BLOCK_DELAY"].flatMap(Double.init) { opt.blockDelaySeconds = d }
         let summary = try Refresh.run(opt, config: config)
         printOut(summary.line)
+    }
+
+    static func train(_ argv: [String]) throws {
+        let a = try parse("train", "--data DIR --store DIR [--config FILE] [--now TIME] [--tune | --no-tune]", [
+            .init("data", "DIR", "dataset folder (required)"),
+            .init("store", "DIR", "store directory; the model is saved under STORE/models (required)"),
+            .init("config", "FILE", "config file (default: built-in defaults, documented in conf/homefeed.toml)"),
+            .init("now", "TIME", "the data's now, Unix seconds or ISO 8601 (default: the newest interaction)"),
+            .init("tune", nil, "search the [mf] grid on a validation split carved from the data (mf.tune = on)"),
+            .init("no-tune", nil, "fit with the [mf] settings as configured (mf.tune = off)"),
+            .init("threads", "N", "worker threads (default: all cores)"),
+            .init("quiet", nil, "no progress output"),
+        ], argv)
+        var config = try HomefeedConfig.load(path: a.string("config"))
+        if let t = try a.int("threads") { config.mf.threads = t }
+        try config.validate()
+        var opt = TrainOptions(dataDir: try a.required("data"), storeDir: try a.required("store"))
+        guard isDirectory(opt.dataDir) else { throw HomefeedError("--data: dataset folder \(opt.dataDir) does not exist") }
+        if a.flag("tune") && a.flag("no-tune") { throw HomefeedError("--tune and --no-tune contradict each other") }
+        opt.tune = a.flag("tune") ? "on" : a.flag("no-tune") ? "off" : nil
+        opt.now = try a.time("now")
+        opt.quiet = a.flag("quiet")
+        printOut(try Train.run(opt, config: config).line)
+    }
+
+    static func eval(_ argv: [String]) throws {
+        let a = try parse("eval", "--data DIR [--split random|time|files] [--test-fraction F] [--test-data DIR] [--k 5,10,20,50] [--json FILE]", [
+            .init("data", "DIR", "dataset folder (required); with --split files, the training data"),
+            .init("split", "S", "random (seeded per-user holdout, default), time (the newest fraction of each user's history) or files"),
+            .init("test-fraction", "F", "share of each user's interactions held out (default 0.2)"),
+            .init("test-data", "DIR", "with --split files: a dataset folder whose interactions are the test set"),
+            .init("seed", "S", "seed of the random split (default 42)"),
+            .init("k", "K,K,...", "cut-offs (default 5,10,20,50)"),
+            .init("json", "FILE", "also write the reports as JSON"),
+            .init("config", "FILE", "config file (default: built-in defaults, documented in conf/homefeed.toml)"),
+            .init("tune", nil, "tune MF on a validation split of the train part (mf.tune = on)"),
+            .init("no-tune", nil, "fit MF with the [mf] settings as configured (mf.tune = off)"),
+            .init("threads", "N", "worker threads (default: all cores)"),
+            .init("quiet", nil, "no progress output"),
+        ], argv)
+        var config = try HomefeedConfig.load(path: a.string("config"))
+        if let t = try a.int("threads") { config.refresh.threads = t; config.mf.threads = t }
+        try config.validate()
+        var opt = EvalOptions(dataDir: try a.required("data"))
+        guard isDirectory(opt.dataDir) else { throw HomefeedError("--data: dataset folder \(opt.dataDir) does not exist") }
+        if let s = a.string("split") { opt.split = s }
+        if let f = try a.double("test-fraction") {
+            guard f > 0 && f < 1 else { throw HomefeedError("--test-fraction must be in (0, 1), got \(f)") }
+            opt.testFraction = f
+        }
+        opt.testDataDir = a.string("test-data")
+        if opt.testDataDir != nil && opt.split != "files" { throw HomefeedError("--test-data goes with --split files") }
+        if let s = try a.int("seed") { opt.seed = UInt64(truncatingIfNeeded: s) }
+        if let k = a.string("k") {
+            let ks = k.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !ks.isEmpty, ks.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw HomefeedError("--k expects positive integers separated by commas, got '\(k)'") }
+            opt.ks = ks.map { $0! }
+        }
+        if a.flag("tune") && a.flag("no-tune") { throw HomefeedError("--tune and --no-tune contradict each other") }
+        opt.tune = a.flag("tune") ? "on" : a.flag("no-tune") ? "off" : nil
+        opt.quiet = a.flag("quiet")
+        let result = try Evaluate.run(opt, config: config)
+        for r in result.reports { printOut(r.table()) }
+        if let t = result.mf.tuning?.chosen {
+            printOut("mf: factors \(t.factors), regularization \(t.regularization), alpha \(t.alpha), recent boost \(t.recentBoost) (tuned on validation, nDCG@10 \(Format.fixed(t.ndcg, 4)))")
+        }
+        if let path = a.string("json") {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(result).write(to: URL(fileURLWithPath: path))
+            printOut("eval: reports written to \(path)")
+        }
     }
 
     static func versions(_ argv: [String]) throws {

@@ -8,7 +8,7 @@ import Glibc
 /// `homefeed-batch` run as an operator would: real processes, real files, real signals.
 @Suite(.enabled(if: CLI.found, Comment(rawValue: CLI.notFound)))
 struct BatchCommandTests {
-    static let subcommands = ["generate", "import-movielens", "run", "versions", "rollback", "unpin", "export"]
+    static let subcommands = ["generate", "import-movielens", "train", "run", "versions", "rollback", "unpin", "export"]
 
     // MARK: 1. Help and usage errors
 
@@ -433,6 +433,9 @@ struct BatchCommandTests {
         let now = "2026-10-30T12:00:00Z"
         let sharded = dir.sub("sharded"), plain = dir.sub("plain"), shards = dir.sub("shards")
         var shardUsers = 0
+        // Shard jobs share one model, trained first (the unsharded run trains the same one: same data, same seed).
+        let trained = try batch("train", "--data", data, "--store", sharded, "--quiet", in: dir)
+        #expect(trained.ok && trained.stdout.hasPrefix("train: model mf-000001-"), "\(trained)")
         for i in 0..<2 {
             let r = try batch("run", "--data", data, "--store", sharded, "--now", now, "--quiet", "--shard", "\(i)/2",
                               "--shard-out", shards, in: dir)

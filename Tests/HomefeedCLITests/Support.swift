@@ -210,7 +210,7 @@ struct RunLine {
     var badRows: Int
 
     init?(_ line: String) {
-        guard let m = line.firstMatch(of: #/^refresh: version (\S+) (.*?); (\d+) active users, (\d+) personalized \(mean [0-9.]+ entries\), \d+ popular lists, (\d+) bad rows; as of /#) else {
+        guard let m = line.firstMatch(of: #/^refresh: version (\S+) (.*?); (\d+) active users, (\d+) personalized \([^)]*\), \d+ popular lists, (\d+) bad rows; as of /#) else {
             return nil
         }
         version = String(m.1)

@@ -14,7 +14,8 @@ import HomefeedTestSupport
 // - `live`: a `LookupDaemon` (real `HTTPServer` on 127.0.0.1, ephemeral port) and a kept-alive `HTTPClient`.
 //
 // Every test builds its own store from `StandardFixture` (docs in HomefeedTestSupport/Fixtures.swift) with the real
-// batch (`Refresh.run`) into real RocksDB versions in a temp dir. The fixture's lists, as the batch ranks them:
+// batch (`Refresh.run`, with `[mf] enabled = false`: these tests are about serving, so the lists are ranked by the
+// popularity blend and known by heart) into real RocksDB versions in a temp dir. The fixture's lists:
 //
 //     u1 (US/en) personalized   v3 v4 v5 v6 v7 v8          (v0 watched, v1 liked, v2 disliked: never listed)
 //     u3 (DE/de) personalized   v8 v0 v1 v3
@@ -37,6 +38,7 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
 /// is visible against u1's 6-entry list), a fast reload interval.
 func testConfig() -> HomefeedConfig {
     var c = HomefeedConfig()
+    c.mf.enabled = false
     c.store.blockCacheMB = 8
     c.refresh.threads = 2
     c.lookupd.defaultLimit = 5

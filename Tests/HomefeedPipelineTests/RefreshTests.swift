@@ -19,6 +19,17 @@ func refreshFixture(_ fixture: FixtureDataset = StandardFixture.make(), dir: Tem
     return try Refresh.run(opt, config: config)
 }
 
+/// `homefeed-batch train` on the fixture into `store` (shard jobs need a model to share).
+@discardableResult
+func trainFixture(_ fixture: FixtureDataset = StandardFixture.make(), dir: TempDir, store: String = "store",
+                  config: HomefeedConfig = HomefeedConfig()) throws -> MFModelInfo {
+    let data = dir.sub("data")
+    if !FileManager.default.fileExists(atPath: data + "/users.csv") { try fixture.write(to: data) }
+    var opt = TrainOptions(dataDir: data, storeDir: dir.sub(store))
+    opt.quiet = true
+    return try Train.run(opt, config: config).info
+}
+
 func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
     (list?.videos ?? []).map { version.videos.ids[Int($0)] }
 }
@@ -104,6 +115,7 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
     @Test func shardedRunsServeTheSameListsAsUnsharded() throws {
         let dir = TempDir(); defer { dir.remove() }
         _ = try refreshFixture(dir: dir)
+        try trainFixture(dir: dir, store: "sharded")   // the same data and seed: the same model as the unsharded run
         let n = 3
         for i in 0..<n {
             let s = try refreshFixture(dir: dir) { o in
@@ -124,6 +136,7 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
 
     @Test func ingestRefusesShardsOfAnotherRunAndKeepsTheFiles() throws {
         let dir = TempDir(); defer { dir.remove() }
+        try trainFixture(dir: dir)
         for i in 0..<2 {
             _ = try refreshFixture(dir: dir) { o in o.shard = try? ShardSpec(index: i, count: 2); o.shardOut = dir.sub("shards") }
         }
@@ -149,6 +162,7 @@ func ids(_ list: RecommendationList?, _ version: StoreVersion) -> [String] {
 
     @Test func ingestRefusesAnIncompleteShardSet() throws {
         let dir = TempDir(); defer { dir.remove() }
+        try trainFixture(dir: dir)
         _ = try refreshFixture(dir: dir) { o in o.shard = try? ShardSpec(index: 0, count: 2); o.shardOut = dir.sub("shards") }
         do {
             _ = try refreshFixture(dir: dir) { o in o.ingestShards = dir.sub("shards") }

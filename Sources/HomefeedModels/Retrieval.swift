@@ -1,0 +1,750 @@
+import HomefeedCore
+
+// Top-K retrieval by inner product: for every query row q, the K items i with the largest q·x_i.
+//
+// The exact path never materialises the queries × items score matrix. Items are packed once into panels of 16
+// (dimension-major, so one SIMD16 load is one dimension of 16 items); a worker takes a chunk of queries, packs
+// them in groups of R, and for every L2-sized block of panels runs an R × 16 register-blocked kernel whose scores
+// stay in registers: they are compared with each query's current K-th best score, and only the lanes that beat
+// it leave the registers (a few thousand per query out of the whole catalog).
+
+/// Decides whether item `item` may be returned for query row `query` (seen, disliked, unavailable in the user's
+/// country…). Called from worker threads, only for items whose score reaches the query's current K-th best.
+public typealias TopKFilter = @Sendable (_ query: Int, _ item: Int32) -> Bool
+
+/// Top-K of a batch of queries: for query q, `count(q)` results at `ids[q*k ..< q*k+count(q)]` (same for scores),
+/// best first, ties broken by the lower item id (deterministic). Unused slots hold id −1 and score −∞.
+public struct TopKResults: Sendable, Equatable {
+    public let k: Int
+    public var ids: [Int32]
+    public var scores: [Float]
+    public var counts: [Int32]
+
+    public init(k: Int, queries: Int) {
+        self.k = k
+        ids = [Int32](repeating: -1, count: k * queries)
+        scores = [Float](repeating: -.infinity, count: k * queries)
+        counts = [Int32](repeating: 0, count: queries)
+    }
+
+    public var queryCount: Int { counts.count }
+    public func count(_ q: Int) -> Int { Int(counts[q]) }
+    public func ids(_ q: Int) -> ArraySlice<Int32> { ids[(q * k)..<(q * k + Int(counts[q]))] }
+    public func scores(_ q: Int) -> ArraySlice<Float> { scores[(q * k)..<(q * k + Int(counts[q]))] }
+    /// Query q's results, best first, as (id, score) pairs.
+    public func results(_ q: Int) -> TopKList { TopKList(ids: ids(q), scores: scores(q)) }
+}
+
+/// One query's results (a view into `TopKResults`).
+public struct TopKList: RandomAccessCollection, Sendable {
+    public typealias Element = (id: Int32, score: Float)
+    let ids: ArraySlice<Int32>
+    let scores: ArraySlice<Float>
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { ids.count }
+    public subscript(i: Int) -> Element { (ids[ids.startIndex + i], scores[scores.startIndex + i]) }
+}
+
+/// recall@K = Σ_q |A_q ∩ E_q| / Σ_q |E_q|: the share of the exact results that the approximate search also
+/// returned (1 when the exact side is empty). Both must cover the same queries.
+public func recallAtK(exact: TopKResults, approximate: TopKResults) -> Double {
+    precondition(exact.queryCount == approximate.queryCount, "recallAtK: query counts differ")
+    var hits = 0, total = 0
+    var found = Set<Int32>()
+    for q in 0..<exact.queryCount {
+        found.removeAll(keepingCapacity: true)
+        for id in approximate.ids(q) { found.insert(id) }
+        for id in exact.ids(q) where found.contains(id) { hits += 1 }
+        total += exact.count(q)
+    }
+    return total == 0 ? 1 : Double(hits) / Double(total)
+}
+
+/// Exact top-K over a fixed item matrix (brute force, blocked and fused; see the top of this file).
+public struct ExactIndex: Sendable {
+    let panels: TopKPanels
+    /// Rows of the item matrix (ids are row indices).
+    public let itemCount: Int
+    public var dim: Int { panels.dim }
+    /// Items that can be returned (the eligible ones).
+    public var eligibleCount: Int { panels.itemCount }
+
+    /// `items`: one row per item (row index = item id returned); rows not listed in `eligible` (nil = all) are
+    /// never returned (duplicates in `eligible` are ignored).
+    public init(items: Matrix, eligible: [Int32]? = nil) {
+        let rows = TopKPanels.eligibleRows(eligible, count: items.rows)
+        panels = TopKPanels(items: items, rows: rows, listBounds: [0, rows.count])
+        itemCount = items.rows
+    }
+
+    /// Exact top-K of every query row: scores q·x_i, best first, ties by lower id; at most min(k, eligibleCount)
+    /// results per query (fewer when `allowed` refuses items). `allowed(q, item)` is asked only for items that
+    /// reach query q's current K-th best score (a few times K per query, never the whole catalog). Parallel over
+    /// chunks of queries (a batch of a few dozen queries uses fewer threads); `threads: 1` runs on the caller's
+    /// thread. Scores that are NaN or −∞ are never returned.
+    public func search(_ queries: Matrix, k: Int, threads: Int, allowed: TopKFilter) -> TopKResults {
+        search(queries, k: k, threads: threads, wide: TopKKernels.wide, allowed: allowed)
+    }
+
+    /// `wide`: the 6-row kernel, else the 2-row one (tests run both).
+    func search(_ queries: Matrix, k: Int, threads: Int, wide: Bool, allowed: TopKFilter) -> TopKResults {
+        precondition(queries.cols == dim || queries.rows == 0, "ExactIndex.search: query dim \(queries.cols) ≠ item dim \(dim)")
+        return TopKSearch.exhaustive(queries, panels: panels, k: k, threads: threads, wide: wide, allowed: allowed)
+    }
+
+    public func search(_ queries: Matrix, k: Int, threads: Int) -> TopKResults {
+        search(queries, k: k, threads: threads, allowed: { _, _ in true })
+    }
+}
+
+// MARK: - Packed items
+
+/// 64-byte aligned storage, filled while its owner is built and read-only afterwards: that is why it may be
+/// shared by worker threads (`@unchecked Sendable`).
+final class TopKStorage<T>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<T>
+    let count: Int
+    init(count: Int, repeating v: T) {
+        self.count = count
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
+            .bindMemory(to: T.self, capacity: max(count, 1))
+        base.initialize(repeating: v, count: max(count, 1))
+    }
+    deinit {
+        base.deinitialize(count: max(count, 1))
+        base.deallocate()
+    }
+}
+
+/// Items packed for the kernel: panel p holds 16 items, dimension-major (item lane l, dimension j at
+/// (p·dim + j)·16 + l). Items come in lists (one for the exact index, one per cell for IVF), each starting on a
+/// panel boundary; padding lanes are zero vectors with id −1 and bias −∞, so they never pass a threshold that a
+/// real item has set.
+struct TopKPanels: Sendable {
+    static let width = 16
+    let dim: Int
+    let panelCount: Int
+    let itemCount: Int
+    let values: TopKStorage<Float>
+    /// Added to each lane's score (0 for plain inner products; −∞ on padding lanes).
+    let bias: TopKStorage<Float>
+    let ids: TopKStorage<Int32>
+    /// List l covers panels listPanels[l] ..< listPanels[l + 1].
+    let listPanels: [Int]
+
+    /// Sorted, deduplicated, range-checked eligible rows (all rows when nil).
+    static func eligibleRows(_ eligible: [Int32]?, count: Int) -> [Int32] {
+        guard let eligible else { return (0..<count).map { Int32($0) } }
+        var rows = eligible.sorted()
+        var w = 0
+        for r in rows where w == 0 || rows[w - 1] != r { rows[w] = r; w += 1 }
+        rows.removeLast(rows.count - w)
+        let inRange = rows.isEmpty || (rows[0] >= 0 && Int(rows[rows.count - 1]) < count)
+        precondition(inRange, "eligible item ids must be in 0..<\(count)")
+        return rows
+    }
+
+    /// List l = rows[listBounds[l] ..< listBounds[l + 1]]; `biases` (one per row of `items`) default to 0.
+    init(items: Matrix, rows: [Int32], listBounds: [Int], biases: [Float]? = nil) {
+        let d = items.cols, w = TopKPanels.width
+        var starts = [0]
+        for l in 0..<(listBounds.count - 1) {
+            starts.append(starts[l] + (listBounds[l + 1] - listBounds[l] + w - 1) / w)
+        }
+        let n = starts.last!
+        let values = TopKStorage<Float>(count: n * d * w, repeating: 0)
+        let bias = TopKStorage<Float>(count: n * w, repeating: -.infinity)
+        let ids = TopKStorage<Int32>(count: n * w, repeating: -1)
+        items.values.withUnsafeBufferPointer { src in
+            for l in 0..<(listBounds.count - 1) {
+                for (slot, r) in rows[listBounds[l]..<listBounds[l + 1]].enumerated() {
+                    let p = starts[l] + slot / w, lane = slot % w
+                    let row = src.baseAddress! + Int(r) * d
+                    let dst = values.base + p * d * w + lane
+                    for j in 0..<d { dst[j * w] = row[j] }
+                    bias.base[p * w + lane] = biases?[Int(r)] ?? 0
+                    ids.base[p * w + lane] = r
+                }
+            }
+        }
+        self.dim = d; self.panelCount = n; self.itemCount = rows.count
+        self.values = values; self.bias = bias; self.ids = ids; self.listPanels = starts
+    }
+}
+
+// MARK: - Kernels
+
+@inline(__always)
+func topKLoad16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always)
+func topKStore16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// The sign bits of a − t: clear in the lanes where a ≥ t (a − t is +0 when equal, never −0), set where a < t
+/// and where a is −∞ padding while t is still −∞ (x86's default NaN is negative). Bit patterns, because the
+/// generic SIMD comparisons (`.>=`, `any`) compile to a per-lane loop.
+@inline(__always)
+func topKReached(_ a: SIMD16<Float>, _ t: Float) -> SIMD16<Int32> {
+    unsafeBitCast(a - SIMD16(repeating: t), to: SIMD16<Int32>.self)
+}
+
+/// True when some lane of an AND of `topKReached` masks has its sign bit clear (some score reached its threshold).
+@inline(__always)
+func topKAnyReached(_ m: SIMD16<Int32>) -> Bool {
+    let h8 = m.lowHalf & m.highHalf, h4 = h8.lowHalf & h8.highHalf, h2 = h4.lowHalf & h4.highHalf
+    return h2[0] & h2[1] >= 0
+}
+
+/// An R × 16 register block: R packed queries against one panel.
+protocol TopKPanelKernel {
+    static var rows: Int { get }
+    /// Writes the R × 16 scores to `tile` and returns true when any of them reaches its row's threshold `t[r]`
+    /// (otherwise the scores never leave the registers).
+    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
+                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool
+}
+
+// Every kernel computes each score the same way, s = ((b + x_0 q_0) + x_1 q_1) + … in dimension order, so a
+// (query, item) pair gets a bit-identical score whatever the kernel, block or position: IVF with every cell probed
+// equals the exact path exactly, and the kernel choice (`TopKKernels`) never changes a result. `v * q + a`, not
+// `addingProduct`, which is a per-lane libm call in the portable build.
+
+/// 2 × 16: 8 SSE accumulators, the widest block the portable build keeps in its 16 registers.
+enum TopKKernel2: TopKPanelKernel {
+    static var rows: Int { 2 }
+    /// a_r = b + Σ_j x_j q_rj (x_j: dimension j of the 16 panel items, q_rj: query r's dimension j), r = 0, 1.
+    @inline(__always)
+    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
+                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
+        let b = topKLoad16(bias)
+        var a0 = b, a1 = b
+        var q = q, x = x
+        for _ in 0..<dim {
+            let v = topKLoad16(x)
+            a0 = v * SIMD16(repeating: q[0]) + a0
+            a1 = v * SIMD16(repeating: q[1]) + a1
+            q += 2; x += 16
+        }
+        guard topKAnyReached(topKReached(a0, t[0]) & topKReached(a1, t[1])) else { return false }
+        topKStore16(a0, tile); topKStore16(a1, tile + 16)
+        return true
+    }
+}
+
+/// 4 × 16 (IVF groups of 3–4 queries).
+enum TopKKernel4: TopKPanelKernel {
+    static var rows: Int { 4 }
+    /// a_r = b + Σ_j x_j q_rj, r = 0..<4.
+    @inline(__always)
+    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
+                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
+        let b = topKLoad16(bias)
+        var a0 = b, a1 = b, a2 = b, a3 = b
+        var q = q, x = x
+        for _ in 0..<dim {
+            let v = topKLoad16(x)
+            a0 = v * SIMD16(repeating: q[0]) + a0
+            a1 = v * SIMD16(repeating: q[1]) + a1
+            a2 = v * SIMD16(repeating: q[2]) + a2
+            a3 = v * SIMD16(repeating: q[3]) + a3
+            q += 4; x += 16
+        }
+        let m = topKReached(a0, t[0]) & topKReached(a1, t[1]) & topKReached(a2, t[2]) & topKReached(a3, t[3])
+        guard topKAnyReached(m) else { return false }
+        topKStore16(a0, tile); topKStore16(a1, tile + 16); topKStore16(a2, tile + 32); topKStore16(a3, tile + 48)
+        return true
+    }
+}
+
+/// 6 × 16: 12 AVX accumulators (the AVX2 register file holds them with the panel row and a broadcast).
+enum TopKKernel6: TopKPanelKernel {
+    static var rows: Int { 6 }
+    /// a_r = b + Σ_j x_j q_rj, r = 0..<6.
+    @inline(__always)
+    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
+                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
+        let b = topKLoad16(bias)
+        var a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b
+        var q = q, x = x
+        for _ in 0..<dim {
+            let v = topKLoad16(x)
+            a0 = v * SIMD16(repeating: q[0]) + a0
+            a1 = v * SIMD16(repeating: q[1]) + a1
+            a2 = v * SIMD16(repeating: q[2]) + a2
+            a3 = v * SIMD16(repeating: q[3]) + a3
+            a4 = v * SIMD16(repeating: q[4]) + a4
+            a5 = v * SIMD16(repeating: q[5]) + a5
+            q += 6; x += 16
+        }
+        let m = topKReached(a0, t[0]) & topKReached(a1, t[1]) & topKReached(a2, t[2])
+            & topKReached(a3, t[3]) & topKReached(a4, t[4]) & topKReached(a5, t[5])
+        guard topKAnyReached(m) else { return false }
+        topKStore16(a0, tile); topKStore16(a1, tile + 16); topKStore16(a2, tile + 32)
+        topKStore16(a3, tile + 48); topKStore16(a4, tile + 64); topKStore16(a5, tile + 80)
+        return true
+    }
+}
+
+/// Which register block the build runs fastest. Swift has no compile-time test for the target CPU, so the first
+/// search times the 6-row block (wins when compiled for AVX2: 16 × 256-bit registers) against the 2-row one
+/// (wins in the portable SSE build, where 6 rows spill) on a small in-cache problem, ~1 ms once per process.
+/// The choice only changes speed: every kernel returns bit-identical scores.
+enum TopKKernels {
+    static var wide: Bool { TopKKernelChoice.forcedWide ?? calibrated }
+    static let calibrated = calibrate()
+
+    static func calibrate() -> Bool {
+        let dim = 64, panels = 32, w = TopKPanels.width, queries = 12
+        let x = TopKStorage<Float>(count: panels * dim * w, repeating: 0)
+        let bias = TopKStorage<Float>(count: w, repeating: 0)
+        let q = TopKStorage<Float>(count: queries * dim, repeating: 0)
+        let t = TopKStorage<Float>(count: queries, repeating: .infinity)
+        let tile = TopKStorage<Float>(count: 6 * w, repeating: 0)
+        var rng = SeededRandom(seed: 1)
+        for i in 0..<(panels * dim * w) { x.base[i] = Float(rng.nextDouble()) }
+        for i in 0..<(queries * dim) { q.base[i] = Float(rng.nextDouble()) }
+        func run<K: TopKPanelKernel>(_: K.Type) -> Double {
+            let t0 = TimeFormat.monotonic()
+            var sink = 0
+            for _ in 0..<8 {
+                for g in 0..<(queries / K.rows) {
+                    for p in 0..<panels {
+                        if K.score(q.base + g * K.rows * dim, x.base + p * dim * w, bias.base, dim: dim,
+                                   thresholds: t.base, tile: tile.base) { sink += 1 }
+                    }
+                }
+            }
+            return TimeFormat.monotonic() - t0 + Double(sink)
+        }
+        var narrow = Double.infinity, wide = Double.infinity
+        for _ in 0..<5 { narrow = min(narrow, run(TopKKernel2.self)); wide = min(wide, run(TopKKernel6.self)) }
+        return wide < narrow
+    }
+}
+
+/// For benchmarks: force the 6-row (`true`) or the 2-row (`false`) kernel instead of the calibrated choice. Set it
+/// before searching, never while a search runs.
+public enum TopKKernelChoice {
+    nonisolated(unsafe) public static var forcedWide: Bool? = nil
+    /// The kernel searches use: true = 6 rows (AVX2 builds), false = 2 rows (portable SSE builds).
+    public static var wide: Bool { TopKKernels.wide }
+}
+
+// MARK: - Selection
+
+/// Orders (score, id) pairs as one integer: a smaller key is a better result (higher score, then lower id).
+@inline(__always)
+func topKKey(_ score: Float, _ id: Int32) -> UInt64 {
+    let b = (score + 0).bitPattern  // −0 → +0, so equal scores always tie on the id
+    let ordered = b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000  // increases with the float
+    return UInt64(~ordered) << 32 | UInt64(UInt32(bitPattern: id))
+}
+
+@inline(__always)
+func topKScore(_ key: UInt64) -> Float {
+    let o = ~UInt32(truncatingIfNeeded: key >> 32)
+    return Float(bitPattern: o & 0x8000_0000 != 0 ? o & 0x7FFF_FFFF : ~o)
+}
+
+@inline(__always)
+func topKID(_ key: UInt64) -> Int32 { Int32(bitPattern: UInt32(truncatingIfNeeded: key)) }
+
+/// Per-worker scratch for a chunk of queries: candidate keys, the K-th best bound and score threshold of each
+/// query, packed query groups and a score tile. Owned by one worker at a time (a `SlotBuffer` slot), never shared.
+final class TopKWorkspace {
+    let k: Int, cap: Int, dim: Int, capacity: Int
+    /// Query l's candidates at keys[l·cap ..< l·cap + counts[l]]: sorted when k ≤ smallK, a buffer otherwise.
+    let keys: UnsafeMutablePointer<UInt64>
+    let counts: UnsafeMutablePointer<Int>
+    /// The K-th best key so far (UInt64.max until K candidates): a candidate enters only below it.
+    let bounds: UnsafeMutablePointer<UInt64>
+    /// max(topKScore(bounds[l]), floors[l]) (−∞ until K candidates), the kernel's filter; +∞ on padding rows so
+    /// they never pass.
+    let thresholds: UnsafeMutablePointer<Float>
+    /// A score the K-th best is expected to reach (exact path's estimate, see `TopKSearch.exhaustive`), else −∞.
+    let floors: UnsafeMutablePointer<Float>
+    /// Packed query groups (see `pack`), room for `capacity` queries.
+    let packed: UnsafeMutablePointer<Float>
+    /// Scores of the current tile (6 × 16), and a group's thresholds and members when gathered (IVF).
+    let tile: UnsafeMutablePointer<Float>
+    let groupThresholds: UnsafeMutablePointer<Float>
+    let groupMembers: UnsafeMutablePointer<Int32>
+    /// Identity members 0..<capacity (+ padding −1) for contiguous groups.
+    let identity: UnsafeMutablePointer<Int32>
+    /// Scratch of `topKRadixSelect`.
+    let scratch: UnsafeMutablePointer<UInt64>
+    let histogram: UnsafeMutablePointer<Int32>
+    static let smallK = 32
+
+    init(k: Int, dim: Int, capacity: Int) {
+        self.k = k; self.dim = dim; self.capacity = capacity
+        cap = k <= TopKWorkspace.smallK ? k : k + max(k, 64)
+        keys = .allocate(capacity: max(1, capacity * cap))
+        counts = .allocate(capacity: capacity)
+        bounds = .allocate(capacity: capacity)
+        thresholds = .allocate(capacity: capacity + 6)
+        floors = .allocate(capacity: capacity)
+        packed = UnsafeMutableRawPointer.allocate(byteCount: max(1, (capacity + 6) * dim) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(1, (capacity + 6) * dim))
+        tile = UnsafeMutableRawPointer.allocate(byteCount: 6 * TopKPanels.width * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: 6 * TopKPanels.width)
+        groupThresholds = .allocate(capacity: 6)
+        groupMembers = .allocate(capacity: 6)
+        identity = .allocate(capacity: capacity + 6)
+        scratch = .allocate(capacity: max(1, cap))
+        histogram = .allocate(capacity: 256)
+        for i in 0..<(capacity + 6) { identity[i] = i < capacity ? Int32(i) : -1 }
+    }
+    deinit {
+        keys.deallocate(); counts.deallocate(); bounds.deallocate(); thresholds.deallocate(); floors.deallocate()
+        packed.deallocate(); tile.deallocate(); groupThresholds.deallocate(); groupMembers.deallocate()
+        identity.deallocate(); scratch.deallocate(); histogram.deallocate()
+    }
+
+    /// Empties the first `n` queries; the rows after them (up to a group's padding) become padding.
+    func reset(_ n: Int) {
+        for l in 0..<(capacity + 6) {
+            if l < capacity { counts[l] = 0; bounds[l] = .max; floors[l] = -.infinity }
+            thresholds[l] = l < n ? -.infinity : .infinity
+        }
+    }
+
+    /// Empties local query l again, without a floor.
+    func restart(_ l: Int) {
+        counts[l] = 0; bounds[l] = .max; floors[l] = -.infinity; thresholds[l] = -.infinity
+    }
+
+    /// Packs `n` query rows starting at `first` into groups of `rows`: group g, dimension j, row r at
+    /// (g·dim + j)·rows + r (rows past n are zero).
+    func pack(_ q: TopKQueries, first: Int, _ n: Int, rows: Int) {
+        let groups = (n + rows - 1) / rows
+        for g in 0..<groups {
+            let dst = packed + g * dim * rows
+            for r in 0..<rows {
+                let l = g * rows + r
+                if l < n {
+                    let src = q.row(first + l)
+                    for j in 0..<dim { dst[j * rows + r] = src[j] }
+                } else {
+                    for j in 0..<dim { dst[j * rows + r] = 0 }
+                }
+            }
+        }
+    }
+
+    /// Packs one group at `packed`: row r is query `global(r)` (−1 = padding).
+    func packGroup(_ q: TopKQueries, rows: Int, global: (Int) -> Int) {
+        for r in 0..<rows {
+            let g = global(r)
+            if g >= 0 {
+                let src = q.row(g)
+                for j in 0..<dim { packed[j * rows + r] = src[j] }
+            } else {
+                for j in 0..<dim { packed[j * rows + r] = 0 }
+            }
+        }
+    }
+
+    /// A candidate for local query l (global `query`): kept when it beats the K-th best so far and is allowed.
+    @inline(__always)
+    func offer(_ l: Int, _ key: UInt64, query: Int, id: Int32, _ allowed: TopKFilter) {
+        if key >= bounds[l] || !allowed(query, id) { return }
+        let buf = keys + l * cap
+        var n = counts[l]
+        if k <= TopKWorkspace.smallK {
+            // Sorted insert into at most k keys.
+            var i = min(n, k - 1)
+            while i > 0 && buf[i - 1] > key { buf[i] = buf[i - 1]; i -= 1 }
+            buf[i] = key
+            n = min(n + 1, k)
+            counts[l] = n
+            if n == k { bounds[l] = buf[k - 1]; thresholds[l] = max(topKScore(buf[k - 1]), floors[l]) }
+            return
+        }
+        // Append; a full buffer keeps its k best and they bound the k-th best from then on. (The worst of the
+        // first k would be a useless bound: about the lowest score of all.)
+        buf[n] = key; n += 1
+        if n == cap {
+            topKRadixSelect(buf, n, k, scratch: scratch, histogram: histogram)
+            n = k
+            bounds[l] = buf[k - 1]; thresholds[l] = max(topKScore(buf[k - 1]), floors[l])
+        }
+        counts[l] = n
+    }
+
+    /// The lanes of the tile that reach their row's threshold, offered to their query. `members[r]`: the local
+    /// query of row r (−1 = padding); `groupThresholds[r]` is refreshed for the kernel's next panel.
+    @inline(never)
+    func hits(rows: Int, members: UnsafePointer<Int32>, ids: UnsafePointer<Int32>, queryBase: Int,
+              groupThresholds: UnsafeMutablePointer<Float>, _ allowed: TopKFilter) {
+        let w = TopKPanels.width
+        for r in 0..<rows {
+            let l = Int(members[r])
+            if l < 0 { continue }
+            let row = tile + r * w
+            // Rows without a hit cost one vector test; in the others (about one per tile) a scalar pass over the
+            // 16 lanes, against the threshold as this row's own inserts raise it.
+            if !topKAnyReached(topKReached(topKLoad16(row), thresholds[l])) { continue }
+            for lane in 0..<w where row[lane] >= thresholds[l] {
+                let id = ids[lane]
+                if id >= 0 { offer(l, topKKey(row[lane], id), query: queryBase + l, id: id, allowed) }
+            }
+            groupThresholds[r] = thresholds[l]
+        }
+    }
+
+    /// False when query l's floor may have hidden results: every candidate reached the floor, so with k of them
+    /// the floor hid nothing, with fewer it may have.
+    func reachedFloor(_ l: Int) -> Bool { floors[l] == -.infinity || counts[l] >= k }
+
+    /// Query l's final results, best first, into ids/scores (at most k); returns how many.
+    func finish(_ l: Int, ids: UnsafeMutablePointer<Int32>, scores: UnsafeMutablePointer<Float>) -> Int {
+        let buf = keys + l * cap
+        var n = counts[l]
+        if n > k { topKRadixSelect(buf, n, k, scratch: scratch, histogram: histogram); n = k }
+        if k > TopKWorkspace.smallK { var b = UnsafeMutableBufferPointer(start: buf, count: n); b.sort() }
+        for i in 0..<n { ids[i] = topKID(buf[i]); scores[i] = topKScore(buf[i]) }
+        return n
+    }
+}
+
+/// Moves the k smallest of a[0..<n] (distinct keys) to a[0..<k] with a[k−1] the k-th smallest; a[k..<n] is left
+/// undefined. Radix select: one pass for the key range, one for a histogram of 256 buckets over the keys' top
+/// differing bits, one that keeps the buckets below the k-th's and gathers that bucket into `scratch` (n keys),
+/// then the same inside that bucket until it is small enough for a quickselect. ~1.5× faster than a quickselect of
+/// the whole buffer, whose comparisons are unpredictable branches.
+func topKRadixSelect(_ a: UnsafeMutablePointer<UInt64>, _ n: Int, _ k: Int, scratch: UnsafeMutablePointer<UInt64>,
+                     histogram hist: UnsafeMutablePointer<Int32>) {
+    guard k > 0 && k < n else { return }
+    if n < 256 { topKSelect(a, n, k); return }
+    var lo = UInt64.max, hi: UInt64 = 0
+    for i in 0..<n { lo = min(lo, a[i]); hi = max(hi, a[i]) }
+    // a − lo ≤ hi − lo < 2^bits, so bucket = (a − lo) >> (bits − 8) < 256, and a bucket's range is < 2^(bits − 8).
+    let shift = max(0, 64 - (hi - lo).leadingZeroBitCount - 8)
+    for b in 0..<256 { hist[b] = 0 }
+    for i in 0..<n { hist[Int(truncatingIfNeeded: (a[i] &- lo) >> UInt64(shift))] &+= 1 }
+    var below = 0, kth = 0
+    while below + Int(hist[kth]) < k { below += Int(hist[kth]); kth += 1 }
+    var kept = 0, gathered = 0
+    for i in 0..<n {
+        // Branch-free (the bucket of a key is unpredictable): always store, advance the right cursor.
+        let v = a[i], b = Int(truncatingIfNeeded: (v &- lo) >> UInt64(shift))
+        a[kept] = v; scratch[gathered] = v
+        kept &+= b < kth ? 1 : 0; gathered &+= b == kth ? 1 : 0
+    }
+    let need = k - below
+    if need < gathered {
+        // The same inside the bucket (its range is 256× narrower), with the free tail of `a` as scratch.
+        topKRadixSelect(scratch, gathered, need, scratch: a + kept, histogram: hist)
+    } else {
+        // The whole bucket: its largest goes last.
+        var m = 0
+        for i in 1..<gathered where scratch[i] > scratch[m] { m = i }
+        scratch.swapAt(m, gathered - 1)
+    }
+    for i in 0..<need { a[kept + i] = scratch[i] }
+}
+
+/// Moves the k smallest of a[0..<n] to a[0..<k] with a[k−1] the k-th smallest (quickselect, median of three;
+/// keys are distinct because ids are).
+func topKSelect(_ a: UnsafeMutablePointer<UInt64>, _ n: Int, _ k: Int) {
+    guard k > 0 && k < n else { return }
+    @inline(__always) func swap(_ i: Int, _ j: Int) { a.swapAt(i, j) }
+    var lo = 0, hi = n - 1
+    let target = k - 1
+    while hi > lo {
+        let mid = lo + (hi - lo) / 2
+        if a[mid] < a[lo] { swap(mid, lo) }
+        if a[hi] < a[lo] { swap(hi, lo) }
+        if a[hi] < a[mid] { swap(hi, mid) }
+        let pivot = a[mid]
+        var i = lo, j = hi
+        while i <= j {
+            while a[i] < pivot { i += 1 }
+            while a[j] > pivot { j -= 1 }
+            if i <= j { swap(i, j); i += 1; j -= 1 }
+        }
+        if target <= j { hi = j } else if target >= i { lo = i } else { return }
+    }
+}
+
+extension UnsafeMutablePointer {
+    @inline(__always)
+    func swapAt(_ i: Int, _ j: Int) { let t = self[i]; self[i] = self[j]; self[j] = t }
+}
+
+/// Output rows written by several workers, each query's slots by exactly one (hence `@unchecked Sendable`).
+struct TopKOutput: @unchecked Sendable {
+    let ids: UnsafeMutablePointer<Int32>
+    let scores: UnsafeMutablePointer<Float>
+    let counts: UnsafeMutablePointer<Int32>
+    let stride: Int
+
+    /// Query `q` (global) gets local query l's results.
+    func finish(_ ws: TopKWorkspace, local l: Int, query q: Int) {
+        counts[q] = Int32(ws.finish(l, ids: ids + q * stride, scores: scores + q * stride))
+    }
+}
+
+/// The query matrix, read-only for the duration of a search (hence `@unchecked Sendable`). Query i is row i, or
+/// row rowIndex[i] when a subset of a matrix is searched (k-means assigns its sample in place).
+struct TopKQueries: @unchecked Sendable {
+    let base: UnsafePointer<Float>
+    let rows: Int
+    let dim: Int
+    var rowIndex: UnsafePointer<Int32>? = nil
+
+    @inline(__always)
+    func row(_ i: Int) -> UnsafePointer<Float> { base + (rowIndex.map { Int($0[i]) } ?? i) * dim }
+}
+
+// MARK: - Exhaustive search
+
+enum TopKSearch {
+    /// Fills `out` for every query; `body(queries, output)` runs with raw views of both.
+    static func withRaw(_ queries: Matrix, _ out: inout TopKResults, _ body: (TopKQueries, TopKOutput) -> Void) {
+        let k = out.k
+        queries.values.withUnsafeBufferPointer { qv in
+            out.ids.withUnsafeMutableBufferPointer { ids in
+                out.scores.withUnsafeMutableBufferPointer { scores in
+                    out.counts.withUnsafeMutableBufferPointer { counts in
+                        body(TopKQueries(base: qv.baseAddress!, rows: queries.rows, dim: queries.cols),
+                             TopKOutput(ids: ids.baseAddress!, scores: scores.baseAddress!, counts: counts.baseAddress!, stride: k))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every query against every panel, fused with the top-K selection.
+    static func exhaustive(_ queries: Matrix, panels: TopKPanels, k: Int, threads: Int, wide: Bool, allowed: TopKFilter) -> TopKResults {
+        var out = TopKResults(k: k, queries: queries.rows)
+        if min(k, panels.itemCount) == 0 || queries.rows == 0 { return out }
+        withRaw(queries, &out) { q, o in exhaustive(q, panels: panels, k: k, threads: threads, wide: wide, out: o, allowed: allowed) }
+        return out
+    }
+
+    static func exhaustive(_ q: TopKQueries, panels: TopKPanels, k: Int, threads: Int, wide: Bool = TopKKernels.wide,
+                           out: TopKOutput, allowed: TopKFilter) {
+        let kk = min(k, panels.itemCount)
+        if kk == 0 || q.rows == 0 { return }
+        if wide {
+            exhaustive(TopKKernel6.self, q, panels: panels, k: kk, threads: threads, out: out, allowed: allowed)
+        } else {
+            exhaustive(TopKKernel2.self, q, panels: panels, k: kk, threads: threads, out: out, allowed: allowed)
+        }
+    }
+
+    static func exhaustive<K: TopKPanelKernel>(_: K.Type, _ queries: TopKQueries, panels: TopKPanels, k: Int, threads: Int,
+                                               out: TopKOutput, allowed: TopKFilter) {
+        let rows = K.rows, dim = panels.dim, w = TopKPanels.width, n = queries.rows
+        let threads = max(1, threads)
+        // Chunks of whole groups (≤ 96 queries: their packed rows, 24 KB at dim 64, stay in L1 next to the panel
+        // being scored), a multiple of the thread count when there are several, so workers end together.
+        let groups = (n + rows - 1) / rows
+        let maxGroups = max(1, 96 / rows)
+        var chunks = (groups + maxGroups - 1) / maxGroups
+        if threads > 1 { chunks = max(chunks, min(groups, threads)); chunks = (chunks + threads - 1) / threads * threads }
+        let groupsPerChunk = (groups + chunks - 1) / chunks
+        let capacity = groupsPerChunk * rows
+        // Blocks of 256 KB of panels stay in L2 while every group of a chunk runs over them.
+        let blockPanels = max(1, (256 << 10) / (dim * w * 4))
+        // With K ≥ ~200 of a large catalog, a floor per query: the 32nd best score of a strided sample of
+        // S = 12.8·N/K items is, in expectation, the 2.5·K-th best of the whole catalog. The main pass then offers
+        // only items reaching it (~2.5·K per query) instead of everything above the K-th best so far, which starts
+        // at −∞ and rises slowly (~K·(1 + ln(N/K)) offers, most of them pushed out again). Still exact: a query
+        // whose K-th best ends below its floor, or that has fewer than K results, is rescanned without one
+        // (rare by design: it takes a sample ~3.4 standard deviations off). The sample costs S/N ≤ 1/16 more work.
+        let sampleRank = 32
+        let samplePanels = Int((12.8 * Double(panels.itemCount) / Double(k) / Double(w)).rounded(.up))
+        let sampleStep = samplePanels * 16 <= panels.panelCount && k > TopKWorkspace.smallK
+            ? panels.panelCount / samplePanels : 0
+        let spaces = SlotBuffer<(TopKWorkspace, TopKWorkspace?)?>(repeating: nil, count: threads)
+        parallelFor(groups, threads: threads, chunk: groupsPerChunk) { worker, range in
+            let (ws, sws) = spaces.withSlot(worker) { slot in
+                if let s = slot { return s }
+                let s = (TopKWorkspace(k: k, dim: dim, capacity: capacity),
+                         sampleStep > 0 ? TopKWorkspace(k: sampleRank, dim: dim, capacity: capacity) : nil)
+                slot = s
+                return s
+            }
+            // A worker running alone gets the whole range: take it a chunk at a time.
+            for g0 in stride(from: range.lowerBound, to: range.upperBound, by: groupsPerChunk) {
+                let g1 = min(range.upperBound, g0 + groupsPerChunk)
+                let first = g0 * rows, count = min(n, g1 * rows) - first
+                ws.reset(count)
+                ws.pack(queries, first: first, count, rows: rows)
+                if let sws {
+                    // The floors: each query's sampleRank-th best score in the strided sample.
+                    sws.reset(count)
+                    for g in 0..<(g1 - g0) {
+                        scan(K.self, sws, group: ws.packed + g * dim * rows, members: sws.identity + g * rows,
+                             thresholds: sws.thresholds + g * rows, panels: panels,
+                             stride(from: 0, to: panels.panelCount, by: sampleStep), queryBase: first, { _, _ in true })
+                    }
+                    for l in 0..<count where sws.counts[l] == sampleRank {
+                        ws.floors[l] = topKScore(sws.keys[l * sws.cap + sampleRank - 1])
+                        ws.thresholds[l] = ws.floors[l]
+                    }
+                }
+                var b0 = 0
+                while b0 < panels.panelCount {
+                    let b1 = min(panels.panelCount, b0 + blockPanels)
+                    for g in 0..<(g1 - g0) {
+                        scan(K.self, ws, group: ws.packed + g * dim * rows, members: ws.identity + g * rows,
+                             thresholds: ws.thresholds + g * rows, panels: panels, b0..<b1, queryBase: first, allowed)
+                    }
+                    b0 = b1
+                }
+                if sws != nil {
+                    // A floor above the final K-th best may have hidden results: rescan those queries without one.
+                    var redo = [Int32]()
+                    for l in 0..<count where !ws.reachedFloor(l) { ws.restart(l); redo.append(Int32(l)) }
+                    redo.withUnsafeBufferPointer { r in
+                        for i in stride(from: 0, to: r.count, by: rows) {
+                            gathered(K.self, ws, queries, r.baseAddress! + i, min(rows, r.count - i), panels: panels,
+                                     0..<panels.panelCount, queryBase: first, allowed)
+                        }
+                    }
+                }
+                for l in 0..<count { out.finish(ws, local: l, query: first + l) }
+            }
+        }
+    }
+
+    /// `n` ≤ G.rows queries of a chunk, `local[0..<n]` (not contiguous), packed as one group and run over `toScan`.
+    @inline(__always)
+    static func gathered<G: TopKPanelKernel>(_: G.Type, _ ws: TopKWorkspace, _ queries: TopKQueries, _ local: UnsafePointer<Int32>,
+                                             _ n: Int, panels: TopKPanels, _ toScan: some Sequence<Int>, queryBase: Int,
+                                             _ allowed: TopKFilter) {
+        for r in 0..<G.rows {
+            let l = r < n ? local[r] : -1
+            ws.groupMembers[r] = l
+            ws.groupThresholds[r] = l >= 0 ? ws.thresholds[Int(l)] : .infinity
+        }
+        ws.packGroup(queries, rows: G.rows) { r in r < n ? queryBase + Int(local[r]) : -1 }
+        scan(G.self, ws, group: ws.packed, members: ws.groupMembers, thresholds: ws.groupThresholds,
+             panels: panels, toScan, queryBase: queryBase, allowed)
+    }
+
+    /// One packed group of K.rows queries against panels `range`: the kernel, then the hits of each tile.
+    @inline(__always)
+    static func scan<K: TopKPanelKernel>(_: K.Type, _ ws: TopKWorkspace, group: UnsafePointer<Float>,
+                                         members: UnsafePointer<Int32>, thresholds: UnsafeMutablePointer<Float>,
+                                         panels: TopKPanels, _ range: some Sequence<Int>, queryBase: Int,
+                                         _ allowed: TopKFilter) {
+        let dim = panels.dim, w = TopKPanels.width
+        let values = UnsafePointer(panels.values.base), bias = UnsafePointer(panels.bias.base)
+        let ids = UnsafePointer(panels.ids.base)
+        for p in range {
+            if K.score(group, values + p * dim * w, bias + p * w, dim: dim, thresholds: thresholds, tile: ws.tile) {
+                ws.hits(rows: K.rows, members: members, ids: ids + p * w, queryBase: queryBase,
+                        groupThresholds: thresholds, allowed)
+            }
+        }
+    }
+}

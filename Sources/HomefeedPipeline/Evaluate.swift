@@ -1,0 +1,94 @@
+import Foundation
+import HomefeedCore
+import HomefeedData
+import HomefeedEval
+import HomefeedStore
+
+/// What `homefeed-batch eval` was asked to do.
+public struct EvalOptions: Sendable {
+    public var dataDir: String
+    /// "random" or "time" per-user holdout of `dataDir`, or "files": `testDataDir` holds the test interactions.
+    public var split = "random"
+    public var testFraction = 0.2
+    public var testDataDir: String?
+    public var seed: UInt64 = 42
+    public var ks = [5, 10, 20, 50]
+    /// Overrides `[mf] tune` for the model trained on the train part.
+    public var tune: String?
+    public var quiet = false
+    public init(dataDir: String) { self.dataDir = dataDir }
+}
+
+/// The result of `eval`: one report per model on the same test users, the cold users apart.
+public struct EvalResult: Codable, Sendable {
+    public var split: SplitStats
+    public var reports: [EvalReport]
+    public var mf: MFModelInfo
+}
+
+/// Offline evaluation: hold out part of the data, train on the rest exactly as `train` would, rank every test user's
+/// list through the refresh's own ranking code, and score the lists against the held-out relevant interactions.
+/// Models side by side: the popularity baseline (what users get without a model) and MF.
+public enum Evaluate {
+    public static func run(_ opt: EvalOptions, config: HomefeedConfig) throws -> EvalResult {
+        let threads = effectiveThreads(config.refresh.threads)
+        // 1. Load and split.
+        let data = try DatasetLoader.load(directory: opt.dataDir, config: config.data, progress: !opt.quiet)
+        let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction)
+        let split: HoldoutSplit
+        switch opt.split {
+        case "random": split = try Holdout.randomSplit(data, testFraction: opt.testFraction, seed: opt.seed, options: options)
+        case "time": split = try Holdout.timeSplit(data, testFraction: opt.testFraction, options: options)
+        case "files":
+            guard let dir = opt.testDataDir else { throw HomefeedError("eval --split files needs --test-data DIR") }
+            let test = try DatasetLoader.load(directory: dir, config: config.data, progress: !opt.quiet)
+            split = try Holdout.givenTest(train: data, test: test, options: options)
+        default: throw HomefeedError("eval: --split must be random, time or files (got '\(opt.split)')")
+        }
+        let train = split.train
+        guard !split.test.users.isEmpty else {
+            throw HomefeedError("eval: no test user has a relevant held-out interaction and a training history (\(split.test.stats.testInteractions) test interactions)")
+        }
+        if !opt.quiet {
+            Log.info("eval: \(opt.split) split: \(split.test.stats.trainInteractions) train / \(split.test.stats.testInteractions) test interactions, \(split.test.users.count) test users, \(split.test.coldUsers.count) cold")
+        }
+        // 2. Train MF on the train part, as `train` would.
+        let history = UserHistory(train)
+        let asOf = train.newestInteraction ?? TimeFormat.now()
+        let model = try Train.fit(train, history: history, config: config, asOf: asOf, tune: opt.tune ?? config.mf.tune,
+                                  previous: nil, quiet: opt.quiet)
+        let mf = MFSource(model: model, data: train, config: config, threads: threads)
+        let popLength = max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource)
+        let popularity = Popularity(train, asOf: asOf, config: config, length: popLength)
+
+        // 3. Rank every test user's list with each model, through the refresh's ranking code.
+        let tags = TagVectors(train)
+        func report(_ label: String, _ users: TestUsers, _ source: MFSource?, fallbackUnlessMF: Bool) throws -> EvalReport {
+            var acc = try MetricsAccumulator(ks: opt.ks, catalogSize: train.videos.count, tags: tags)
+            let ranked = try listsByUser(users, source)
+            for (i, u) in users.enumerated() {
+                let r = ranked[i]
+                acc.add(u, list: r?.list ?? [], fallback: fallbackUnlessMF ? !(r?.mf ?? false) : false)
+            }
+            return acc.report(label: label, split: split.test.stats)
+        }
+        /// Each test user's list (nil: none could be made) and whether MF ranked it.
+        func listsByUser(_ users: TestUsers, _ source: MFSource?) throws -> [(list: [Int32], mf: Bool)?] {
+            var byUser: [Int32: (list: [Int32], mf: Bool)] = [:]
+            let order = users.users.map { (hash: UInt64(0), user: $0) }
+            _ = try Refresh.rankUsers(order, data: train, history: history, popularity: popularity, mf: source, config: config,
+                                      threads: threads, quiet: true) { u, list, byMF in
+                byUser[u] = (list.videos.map { Int32($0) }, byMF)
+            }
+            return users.users.map { byUser[$0] }
+        }
+        var reports = [
+            try report("popular", split.test.users, nil, fallbackUnlessMF: false),
+            try report("mf", split.test.users, mf, fallbackUnlessMF: true),
+        ]
+        if !split.test.coldUsers.isEmpty {
+            reports.append(try report("cold users (popular fallback)", split.test.coldUsers, nil, fallbackUnlessMF: false))
+        }
+        return EvalResult(split: split.test.stats, reports: reports, mf: model.info)
+    }
+}

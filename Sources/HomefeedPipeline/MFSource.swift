@@ -1,0 +1,128 @@
+import Foundation
+import HomefeedCore
+import HomefeedData
+import HomefeedModels
+
+/// The MF candidate source of the hourly refresh: the saved model's video factors stay fixed; each active user is
+/// folded in from their current history (one least-squares solve against those factors, warm-started from the
+/// trained user factors when the model knows the user), then the top K videos by x_u·y_v are retrieved over the
+/// eligible catalog, skipping what the user saw and what is unavailable in their country.
+final class MFSource: Sendable {
+    let model: MFModel
+    let name: String
+    /// Dataset video → model row (−1: new since training) and model row → dataset video (−1: gone from the catalog).
+    let rowOfVideo: [Int32]
+    let videoOfRow: [Int32]
+    /// Dataset user → model row (−1: new since training).
+    let rowOfUser: [Int32]
+    let gram: [Float]
+    let builder: ConfidenceBuilder
+    let index: Index
+    let probe: Int
+    /// The ranking's weights next to the MF score (`[mf] popularity_weight`, `trending_weight`, as tuned).
+    var popularityWeight: Float { Float(model.info.mf.popularityWeight) }
+    var trendingWeight: Float { Float(model.info.mf.trendingWeight) }
+    /// The popularity prior of each dataset video: log(1 + its engagements (watches, likes, shares, comments)).
+    let prior: [Float]
+
+    enum Index: Sendable {
+        case exact(ExactIndex)
+        case ivf(IVFIndex)
+    }
+
+    init(model: MFModel, data: Dataset, config: HomefeedConfig, threads: Int) {
+        self.model = model
+        name = model.info.name
+        var rowOfVideo = [Int32](repeating: -1, count: data.videos.count)
+        var videoOfRow = [Int32](repeating: -1, count: model.videoIDs.count)
+        for (r, id) in model.videoIDs.enumerated() {
+            if let v = data.videos.ids.index(of: id) { rowOfVideo[Int(v)] = Int32(r); videoOfRow[r] = v }
+        }
+        var rowOfUser = [Int32](repeating: -1, count: data.users.count)
+        for (r, id) in model.userIDs.enumerated() {
+            if let u = data.users.ids.index(of: id) { rowOfUser[Int(u)] = Int32(r) }
+        }
+        self.rowOfVideo = rowOfVideo; self.videoOfRow = videoOfRow; self.rowOfUser = rowOfUser
+        gram = ALS.gramian(model.videos, threads: threads)
+        var engagements = [Float](repeating: 0, count: data.videos.count)
+        for i in 0..<data.interactions.count where data.interactions.video[i] >= 0 {
+            switch data.interactions.event[i] {
+            case .watch, .like, .share, .comment: engagements[Int(data.interactions.video[i])] += 1
+            default: break
+            }
+        }
+        prior = engagements.map { log1p($0) }
+        // Fold-in uses the model's own settings (alpha, weights, recency), so serving sees what training saw.
+        builder = ConfidenceBuilder(mf: model.info.mf, watchFraction: config.data.relevanceWatchFraction)
+        let eligible = (0..<Int32(videoOfRow.count)).filter { videoOfRow[Int($0)] >= 0 }
+        let mf = config.mf
+        if mf.retrieval == "ivf" || (mf.retrieval == "auto" && eligible.count >= mf.ivfMinVideos) {
+            let cells = mf.ivfCells > 0 ? mf.ivfCells : IVFIndex.defaultCells(itemCount: eligible.count)
+            index = .ivf(IVFIndex.build(items: model.videos, eligible: eligible, cells: cells,
+                                        seed: UInt64(truncatingIfNeeded: mf.seed), threads: threads))
+            probe = mf.ivfProbe > 0 ? mf.ivfProbe : IVFIndex.defaultProbe(cells: cells)
+        } else {
+            index = .exact(ExactIndex(items: model.videos, eligible: eligible))
+            probe = 0
+        }
+    }
+
+    var factors: Int { model.videos.cols }
+
+    /// Fold-in and retrieval for a block of users: their factors (row k = users[k]) and top `k` model rows each.
+    /// `hasSignal[k]` is false for a user with no MF signal (their list falls back to popularity).
+    func block(_ users: ArraySlice<Int32>, data: Dataset, history: UserHistory, k: Int, threads: Int)
+        -> (factors: Matrix, top: TopKResults, hasSignal: [Bool]) {
+        let rows = builder.rows(users: users, data: data, history: history, columns: model.videos.rows,
+                                column: { rowOfVideo[Int($0)] })
+        let f = factors
+        var initial = Matrix(rows: users.count, cols: f)
+        for (k, u) in users.enumerated() where rowOfUser[Int(u)] >= 0 {
+            let r = Int(rowOfUser[Int(u)])
+            for j in 0..<f { initial.values[k * f + j] = model.users.values[r * f + j] }
+        }
+        let x = ALS.foldIn(rows, videos: model.videos, gram: gram, config: Train.alsConfig(model.info.mf), initial: initial,
+                           threads: threads)
+        let hasSignal = (0..<users.count).map { rows.offsets[$0 + 1] > rows.offsets[$0] }
+        let userList = Array(users)
+        let videos = data.videos, countries = data.users.country, videoOfRow = self.videoOfRow
+        // Asked only for videos that would enter a user's top K: a binary search in the user's seen list and an
+        // availability check.
+        let allowed: @Sendable (Int, Int32) -> Bool = { q, row in
+            let v = Int(videoOfRow[Int(row)])
+            let u = Int(userList[q])
+            let seen = history.seen(of: u)
+            if binarySearch(seen, Int32(v)) { return false }
+            return videos.isAvailable(v, in: countries[u])
+        }
+        let top: TopKResults
+        switch index {
+        case .exact(let e): top = e.search(x, k: k, threads: threads, allowed: allowed)
+        case .ivf(let i): top = i.search(x, k: k, probe: probe, threads: threads, allowed: allowed)
+        }
+        return (x, top, hasSignal)
+    }
+
+    /// x_u·y_v for a dataset video, nil when the model has no factors for it.
+    @inline(__always)
+    func score(_ x: UnsafePointer<Float>, video v: Int) -> Float? {
+        let r = Int(rowOfVideo[v])
+        guard r >= 0 else { return nil }
+        return model.videos.values.withUnsafeBufferPointer { y in
+            var s: Float = 0
+            let yr = y.baseAddress! + r * factors
+            for j in 0..<factors { s += x[j] * yr[j] }
+            return s
+        }
+    }
+}
+
+@inline(__always)
+func binarySearch(_ sorted: ArraySlice<Int32>, _ v: Int32) -> Bool {
+    var lo = sorted.startIndex, hi = sorted.endIndex
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if sorted[mid] < v { lo = mid + 1 } else { hi = mid }
+    }
+    return lo < sorted.endIndex && sorted[lo] == v
+}

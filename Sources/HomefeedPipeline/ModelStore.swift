@@ -1,0 +1,142 @@
+import Foundation
+import HomefeedCore
+import HomefeedModels
+import HomefeedStore
+
+/// What a trained MF model is, as recorded in its model.json.
+public struct MFModelInfo: Codable, Sendable, Equatable {
+    public var name = ""
+    public var createdAt: Int64 = 0
+    /// The training data's "now" (newest interaction unless --now).
+    public var asOf: Int64 = 0
+    public var dataDirectory = ""
+    /// The MF settings the model was fitted with (after tuning, when it ran).
+    public var mf = HomefeedConfig.MF()
+    public var tuning: TuningReport?
+    public var users = 0, videos = 0, pairs = 0
+    public var stages: [RunMetadata.Stage] = []
+    public init() {}
+}
+
+/// A trained model in memory: factors with the ids of their rows.
+public struct MFModel: Sendable {
+    public var info: MFModelInfo
+    public var userIDs: [String]
+    public var videoIDs: [String]
+    public var users: Matrix
+    public var videos: Matrix
+}
+
+/// Trained models inside a store directory, next to the versions that used them:
+///
+///     STORE/models/mf-000003-20261123T180000Z/
+///         model.json      MFModelInfo (settings, tuning, counts, stage times)
+///         users.f32       user factors, little-endian float32, row-major (users × factors)
+///         videos.f32      video factors, same layout (the raw format of topk_reference.py)
+///         user_ids.txt    one id per line, in row order
+///         video_ids.txt
+///
+/// A model is written into models/.tmp-NAME and renamed into place when complete, so a reader never sees half of
+/// one; `train` holds models/LOCK (not the store's LOCK: the hourly refresh goes on while the daily train runs).
+/// The newest complete model is the one `run` uses; the version records its name (a rollback serves lists made
+/// with the model recorded there, and pruning keeps the models of kept versions).
+public struct ModelStore: Sendable {
+    public let store: VersionedStore
+    public var dir: String { store.root + "/models" }
+
+    public init(store: VersionedStore) { self.store = store }
+
+    public static func isModelName(_ s: String) -> Bool {
+        s.count >= 10 && s.hasPrefix("mf-") && s.dropFirst(3).prefix(6).allSatisfy(\.isNumber) && !s.contains("/")
+    }
+
+    /// Complete models, oldest first.
+    public func models() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter(Self.isModelName).sorted()
+    }
+
+    public func latest() -> String? { models().last }
+
+    /// Takes the training lock (busy → exit 75, like the store lock) and removes what a crashed train left.
+    public func lock() throws -> StoreLock {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lock = try StoreLock(path: dir + "/LOCK")
+        for n in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where n.hasPrefix(".tmp-") { try? fm.removeItem(atPath: dir + "/" + n) }
+        return lock
+    }
+
+    /// Writes the model and returns its name (hold `lock()`).
+    @discardableResult
+    public func save(_ model: inout MFModel, createdAt: Int64) throws -> String {
+        let seq = (models().last.flatMap { Int($0.dropFirst(3).prefix(6)) } ?? 0) + 1
+        let s = String(seq)
+        let name = "mf-" + String(repeating: "0", count: max(0, 6 - s.count)) + s + "-" + TimeFormat.compact(createdAt)
+        model.info.name = name
+        model.info.createdAt = createdAt
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tmp = dir + "/.tmp-" + name
+        try? fm.removeItem(atPath: tmp)
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try model.users.values.withUnsafeBytes { try writeFileSynced(tmp + "/users.f32", $0) }
+        try model.videos.values.withUnsafeBytes { try writeFileSynced(tmp + "/videos.f32", $0) }
+        try writeFileSynced(tmp + "/user_ids.txt", Array(model.userIDs.joined(separator: "\n").utf8))
+        try writeFileSynced(tmp + "/video_ids.txt", Array(model.videoIDs.joined(separator: "\n").utf8))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileSynced(tmp + "/model.json", Array(try enc.encode(model.info)))   // last: marks the model complete
+        try fsyncDirectory(tmp)
+        guard rename(tmp, dir + "/" + name) == 0 else {
+            throw HomefeedError("cannot move model \(tmp) into \(dir): \(String(cString: strerror(errno)))")
+        }
+        try fsyncDirectory(dir)
+        return name
+    }
+
+    public func info(_ name: String) throws -> MFModelInfo {
+        let p = dir + "/" + name + "/model.json"
+        guard let d = FileManager.default.contents(atPath: p) else { throw HomefeedError("model \(name): missing \(p)") }
+        do { return try JSONDecoder().decode(MFModelInfo.self, from: d) }
+        catch { throw HomefeedError("model \(name): unreadable model.json: \(error)") }
+    }
+
+    public func load(_ name: String) throws -> MFModel {
+        let base = dir + "/" + name
+        let info = try info(name)
+        let f = info.mf.factors
+        func ids(_ file: String, _ count: Int) throws -> [String] {
+            guard let d = FileManager.default.contents(atPath: base + "/" + file) else { throw HomefeedError("model \(name): missing \(file)") }
+            let list = count == 0 ? [] : String(decoding: d, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard list.count == count else { throw HomefeedError("model \(name): \(file) has \(list.count) ids, model.json says \(count)") }
+            return list
+        }
+        func matrix(_ file: String, _ rows: Int) throws -> Matrix {
+            guard let d = FileManager.default.contents(atPath: base + "/" + file) else { throw HomefeedError("model \(name): missing \(file)") }
+            guard d.count == rows * f * 4 else {
+                throw HomefeedError("model \(name): \(file) has \(d.count) bytes, expected \(rows) × \(f) float32 = \(rows * f * 4)")
+            }
+            var values = [Float](repeating: 0, count: rows * f)
+            values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
+            return Matrix(rows: rows, cols: f, values: values)
+        }
+        return MFModel(info: info, userIDs: try ids("user_ids.txt", info.users), videoIDs: try ids("video_ids.txt", info.videos),
+                       users: try matrix("users.f32", info.users), videos: try matrix("videos.f32", info.videos))
+    }
+
+    /// Deletes the oldest models beyond `keep`, never one in `protected` (used by a kept version). Returns them.
+    @discardableResult
+    public func prune(keep: Int, protected: Set<String>) throws -> [String] {
+        var deleted: [String] = []
+        for m in models().dropLast(max(keep, 1)) where !protected.contains(m) {
+            try FileManager.default.removeItem(atPath: dir + "/" + m)
+            deleted.append(m)
+        }
+        return deleted
+    }
+
+    /// Models referenced by the versions on disk.
+    public func inUse() -> Set<String> {
+        Set(store.versions().compactMap { try? store.metadata(of: $0).models["mf"] })
+    }
+}

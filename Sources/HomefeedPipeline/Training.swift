@@ -1,0 +1,209 @@
+import Foundation
+import HomefeedCore
+import HomefeedData
+import HomefeedEval
+import HomefeedModels
+import HomefeedStore
+
+/// What `train --tune` tried and chose, recorded with the model.
+public struct TuningReport: Codable, Sendable, Equatable {
+    public struct Point: Codable, Sendable, Equatable {
+        public var factors: Int
+        public var regularization: Double
+        public var alpha: Double
+        public var recentBoost: Double
+        public var popularityWeight: Double
+        public var trendingWeight: Double
+        /// nDCG@10 on the validation split.
+        public var ndcg: Double
+    }
+    public var split = "time"
+    public var validationFraction = 0.1
+    public var validationUsers = 0
+    public var points: [Point] = []
+    public var chosen: Point?
+    public var seconds = 0.0
+}
+
+/// What `homefeed-batch train` was asked to do.
+public struct TrainOptions: Sendable {
+    public var dataDir: String
+    public var storeDir: String
+    public var now: Int64?
+    /// Overrides `[mf] tune` ("on", "off", "auto").
+    public var tune: String?
+    public var quiet = false
+    public init(dataDir: String, storeDir: String) { self.dataDir = dataDir; self.storeDir = storeDir }
+}
+
+/// The daily job: fit weighted ALS on every user's history and save the model into the store.
+public enum Train {
+    public static func run(_ opt: TrainOptions, config: HomefeedConfig) throws -> (info: MFModelInfo, line: String) {
+        let started = TimeFormat.monotonic()
+        let models = ModelStore(store: VersionedStore(root: opt.storeDir))
+        let lock = try models.lock()
+        defer { lock.release() }
+        let loadStart = TimeFormat.monotonic()
+        let data = try DatasetLoader.load(directory: opt.dataDir, config: config.data, progress: !opt.quiet)
+        let loadSeconds = TimeFormat.monotonic() - loadStart
+        let history = UserHistory(data)
+        var model = try fit(data, history: history, config: config, asOf: opt.now ?? data.newestInteraction ?? TimeFormat.now(),
+                            tune: opt.tune ?? config.mf.tune, previous: models.latest().flatMap { try? models.info($0) },
+                            quiet: opt.quiet)
+        model.info.stages.insert(.init(name: "load", seconds: loadSeconds), at: 0)
+        model.info.dataDirectory = opt.dataDir
+        let name = try models.save(&model, createdAt: TimeFormat.now())
+        try models.prune(keep: config.mf.keepModels, protected: models.inUse())
+        let i = model.info
+        let tuned = i.tuning.map { t in
+            " (tuned on \(t.validationUsers) validation users: nDCG@10 \(Format.fixed(t.chosen?.ndcg ?? 0, 4)) over \(t.points.count) settings)"
+        } ?? ""
+        let line = "train: model \(name): \(i.users) users × \(i.videos) videos, \(i.pairs) pairs, factors \(i.mf.factors), "
+            + "regularization \(i.mf.regularization), alpha \(i.mf.alpha), recent boost \(i.mf.recentBoost), popularity weight \(i.mf.popularityWeight), trending weight \(i.mf.trendingWeight)\(tuned); "
+            + i.stages.map { "\($0.name) \(Format.seconds($0.seconds))" }.joined(separator: ", ")
+            + "; \(Format.seconds(TimeFormat.monotonic() - started))"
+        return (i, line)
+    }
+
+    /// Fits a model on `data` (every user, every video). `tune`: "on" searches the grid on a validation split
+    /// carved from `data`; "auto" does so when the data has at most `tune_max_pairs` pairs and otherwise reuses the
+    /// settings `previous` was tuned to; "off" uses `config.mf` as is.
+    public static func fit(_ data: Dataset, history: UserHistory, config: HomefeedConfig, asOf: Int64, tune: String,
+                           previous: MFModelInfo?, quiet: Bool) throws -> MFModel {
+        guard ["on", "off", "auto"].contains(tune) else { throw HomefeedError("tune must be on, off or auto (got '\(tune)')") }
+        var info = MFModelInfo()
+        info.asOf = asOf
+        var mf = config.mf
+        let allUsers = (0..<Int32(data.users.count))
+        let rowsStart = TimeFormat.monotonic()
+        var rows = ConfidenceBuilder(config).rows(users: allUsers, data: data, history: history,
+                                                  columns: data.videos.count, column: { $0 })
+        info.stages.append(.init(name: "confidence", seconds: TimeFormat.monotonic() - rowsStart))
+        // 1. Settings: tuned on validation, reused from the previous model, or as configured.
+        if tune == "on" || (tune == "auto" && rows.nnz <= mf.tuneMaxPairs) {
+            let t0 = TimeFormat.monotonic()
+            var report = try Tuning.search(data, config: config, quiet: quiet)
+            report.seconds = TimeFormat.monotonic() - t0
+            if let c = report.chosen { Tuning.apply(c, to: &mf) }
+            info.tuning = report
+            info.stages.append(.init(name: "tune", seconds: report.seconds))
+        } else if tune == "auto", let p = previous, p.tuning != nil {
+            mf.factors = p.mf.factors; mf.regularization = p.mf.regularization
+            mf.alpha = p.mf.alpha; mf.recentBoost = p.mf.recentBoost
+            mf.popularityWeight = p.mf.popularityWeight; mf.trendingWeight = p.mf.trendingWeight
+            if !quiet { Log.info("train: \(rows.nnz) pairs > mf.tune_max_pairs \(mf.tuneMaxPairs): reusing the settings model \(p.name) was tuned to") }
+        }
+        info.mf = mf
+        if mf != config.mf {  // confidences depend on alpha and the recency boost
+            var c = config; c.mf = mf
+            rows = ConfidenceBuilder(c).rows(users: allUsers, data: data, history: history, columns: data.videos.count, column: { $0 })
+        }
+        // 2. Fit.
+        let t0 = TimeFormat.monotonic()
+        let fitted = ALS.fit(rows, config: alsConfig(mf))
+        info.stages.append(.init(name: "fit", seconds: TimeFormat.monotonic() - t0))
+        info.users = rows.rows; info.videos = rows.cols; info.pairs = rows.nnz
+        return MFModel(info: info, userIDs: (0..<data.users.count).map { data.users.ids[$0] },
+                       videoIDs: (0..<data.videos.count).map { data.videos.ids[$0] }, users: fitted.users, videos: fitted.videos)
+    }
+
+    public static func alsConfig(_ mf: HomefeedConfig.MF) -> ALSConfig {
+        var c = ALSConfig()
+        c.factors = mf.factors; c.iterations = mf.iterations
+        c.regularization = Float(mf.regularization); c.unobservedWeight = Float(mf.unobservedWeight)
+        c.cgSteps = mf.cgSteps; c.threads = mf.threads; c.seed = UInt64(truncatingIfNeeded: mf.seed)
+        return c
+    }
+}
+
+/// `train --tune`: a small grid searched on a validation split carved from the training data (never a test file),
+/// scored exactly as `eval` scores: the refresh's own ranking of each validation user's list, nDCG@10.
+///
+/// Validation: the seeded random (tune_split "random", default) or newest ("time") validation_fraction of each
+/// user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos unseen in the rest). Grid, in three passes, each at the best point so far:
+/// factors {24, 64} × regularization {0.05, 0.5, 5} × alpha {1, 2, 5}; then the ranking's popularity_weight ×
+/// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
+/// come from `[mf]`.
+/// Ties keep the earlier setting.
+public enum Tuning {
+    public static let factorGrid = [24, 64]
+    public static let regularizationGrid = [0.05, 0.5, 5.0]
+    public static let alphaGrid = [1.0, 2.0, 5.0]
+    public static let rankingWeightGrid = [0.0, 0.25, 0.5, 1.0]
+    public static let recentBoostGrid = [2.0, 8.0, 32.0]
+
+    static func apply(_ p: TuningReport.Point, to mf: inout HomefeedConfig.MF) {
+        mf.factors = p.factors; mf.regularization = p.regularization; mf.alpha = p.alpha
+        mf.recentBoost = p.recentBoost; mf.popularityWeight = p.popularityWeight; mf.trendingWeight = p.trendingWeight
+    }
+
+    public static func search(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> TuningReport {
+        let mf = config.mf
+        var report = TuningReport()
+        report.split = mf.tuneSplit
+        report.validationFraction = mf.validationFraction
+        // 1. Hold out validation interactions; the rest is what each setting trains on. A held-out video the user
+        //    also has in the rest (a watch kept, its like held out) is no ground truth: lists never repeat seen videos.
+        let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
+        let seed = UInt64(truncatingIfNeeded: mf.seed)
+        let split = mf.tuneSplit == "time"
+            ? try Holdout.timeSplit(data, testFraction: mf.validationFraction, options: options)
+            : try Holdout.randomSplit(data, testFraction: mf.validationFraction, seed: seed, options: options)
+        report.validationUsers = split.test.users.count
+        guard !split.test.users.isEmpty else { return report }
+        let train = split.train
+        let history = UserHistory(train)
+        let asOf = train.newestInteraction ?? 0
+        let popularity = Popularity(train, asOf: asOf, config: config,
+                                    length: max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource))
+        let threads = effectiveThreads(mf.threads)
+        let total = factorGrid.count * regularizationGrid.count * alphaGrid.count + rankingWeightGrid.count * rankingWeightGrid.count - 1 + recentBoostGrid.count
+        let progress = Progress("tune mf", total: total, unit: "settings", quiet: quiet)
+
+        // 2. Score one setting: nDCG@10 of the validation users' ranked lists (`model` reused when only ranking changes).
+        var fitted: (point: TuningReport.Point, model: MFModel)?
+        func score(_ p: TuningReport.Point) throws -> Double {
+            var c = config
+            apply(p, to: &c.mf)
+            var model: MFModel
+            if let f = fitted, f.point.factors == p.factors, f.point.regularization == p.regularization,
+               f.point.alpha == p.alpha, f.point.recentBoost == p.recentBoost {
+                model = f.model
+                model.info.mf = c.mf
+            } else {
+                model = try Train.fit(train, history: history, config: c, asOf: asOf, tune: "off", previous: nil, quiet: true)
+                fitted = (p, model)
+            }
+            let source = MFSource(model: model, data: train, config: c, threads: threads)
+            var acc = try MetricsAccumulator(ks: [10], catalogSize: train.videos.count)
+            var lists: [Int32: [Int32]] = [:]
+            _ = try Refresh.rankUsers(split.test.users.users.map { (hash: UInt64(0), user: $0) }, data: train, history: history,
+                                      popularity: popularity, mf: source, config: c, threads: threads, quiet: true) { u, list, _ in
+                lists[u] = list.videos.map { Int32($0) }
+            }
+            for u in split.test.users { acc.add(u, list: lists[u.user] ?? []) }
+            progress.add(1)
+            return acc.report().at(10)?.ndcg ?? 0
+        }
+        var best: TuningReport.Point?
+        func consider(_ p0: TuningReport.Point) throws {
+            var p = p0
+            p.ndcg = try score(p)
+            report.points.append(p)
+            if best == nil || p.ndcg > best!.ndcg { best = p }
+        }
+        // 3. The three passes.
+        for f in factorGrid { for r in regularizationGrid { for a in alphaGrid {
+            try consider(.init(factors: f, regularization: r, alpha: a, recentBoost: 0, popularityWeight: 0, trendingWeight: 0, ndcg: 0))
+        } } }
+        var base = best!
+        for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
+            var p = base; p.popularityWeight = w; p.trendingWeight = t; try consider(p)
+        } }
+        base = best!
+        for b in recentBoostGrid { var p = base; p.recentBoost = b; try consider(p) }
+        progress.finish()
+        report.chosen = best
+        return report
+    }
+}
