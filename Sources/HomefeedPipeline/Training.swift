@@ -119,15 +119,16 @@ public enum Train {
 /// `train --tune`: a small grid searched on a validation split carved from the training data (never a test file),
 /// scored exactly as `eval` scores: the refresh's own ranking of each validation user's list, nDCG@10.
 ///
-/// Validation: the seeded random (tune_split "random", default) or newest ("time") validation_fraction of each
-/// user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos unseen in the rest). Grid, in three passes, each at the best point so far:
-/// factors {24, 64} × regularization {0.05, 0.5, 5} × alpha {1, 2, 5}; then the ranking's popularity_weight ×
+/// Validation: the seeded random (tune_split "random", default; two draws, scores averaged) or newest ("time")
+/// validation_fraction of each user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos
+/// unseen in the rest). Grid, in three passes, each at the best point so far:
+/// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}; then the ranking's popularity_weight ×
 /// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
 /// come from `[mf]`.
 /// Ties keep the earlier setting.
 public enum Tuning {
     public static let factorGrid = [24, 64]
-    public static let regularizationGrid = [0.05, 0.5, 5.0]
+    public static let regularizationGrid = [0.05, 0.5, 2.0, 5.0, 10.0]
     public static let alphaGrid = [1.0, 2.0, 5.0]
     public static let rankingWeightGrid = [0.0, 0.25, 0.5, 1.0]
     public static let recentBoostGrid = [2.0, 8.0, 32.0]
@@ -144,46 +145,61 @@ public enum Tuning {
         report.validationFraction = mf.validationFraction
         // 1. Hold out validation interactions; the rest is what each setting trains on. A held-out video the user
         //    also has in the rest (a watch kept, its like held out) is no ground truth: lists never repeat seen videos.
+        //    The random split is drawn twice (two seeds) and scores are averaged: the choice then rests less on
+        //    which videos one draw happened to hold out.
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
         let seed = UInt64(truncatingIfNeeded: mf.seed)
-        let split = mf.tuneSplit == "time"
-            ? try Holdout.timeSplit(data, testFraction: mf.validationFraction, options: options)
-            : try Holdout.randomSplit(data, testFraction: mf.validationFraction, seed: seed, options: options)
-        report.validationUsers = split.test.users.count
-        guard !split.test.users.isEmpty else { return report }
-        let train = split.train
-        let history = UserHistory(train)
-        let asOf = train.newestInteraction ?? 0
-        let popularity = Popularity(train, asOf: asOf, config: config,
-                                    length: max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource))
+        let seeds: [UInt64] = mf.tuneSplit == "time" ? [seed] : [seed, seed &+ 1]
+        struct Fold { var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64 }
+        let folds = try seeds.map { s -> Fold in
+            let split = mf.tuneSplit == "time"
+                ? try Holdout.timeSplit(data, testFraction: mf.validationFraction, options: options)
+                : try Holdout.randomSplit(data, testFraction: mf.validationFraction, seed: s, options: options)
+            let asOf = split.train.newestInteraction ?? 0
+            let length = max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource)
+            let popularity = Popularity(split.train, asOf: asOf, config: config, length: length)
+            return Fold(split: split, history: UserHistory(split.train), popularity: popularity, asOf: asOf)
+        }
+        report.validationUsers = folds[0].split.test.users.count
+        guard folds.allSatisfy({ !$0.split.test.users.isEmpty }) else { return report }
         let threads = effectiveThreads(mf.threads)
-        let total = factorGrid.count * regularizationGrid.count * alphaGrid.count + rankingWeightGrid.count * rankingWeightGrid.count - 1 + recentBoostGrid.count
-        let progress = Progress("tune mf", total: total, unit: "settings", quiet: quiet)
+        let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
+        let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
+        let total = (grid + weights + recentBoostGrid.count) * folds.count
+        let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
 
-        // 2. Score one setting: nDCG@10 of the validation users' ranked lists (`model` reused when only ranking changes).
-        var fitted: (point: TuningReport.Point, model: MFModel)?
+        // 2. Score one setting: mean over folds of the nDCG@10 of the validation users' ranked lists (the fitted
+        //    models are reused when only the ranking weights change).
+        var fitted: (point: TuningReport.Point, models: [MFModel])?
         func score(_ p: TuningReport.Point) throws -> Double {
             var c = config
             apply(p, to: &c.mf)
-            var model: MFModel
+            var models: [MFModel]
             if let f = fitted, f.point.factors == p.factors, f.point.regularization == p.regularization,
                f.point.alpha == p.alpha, f.point.recentBoost == p.recentBoost {
-                model = f.model
-                model.info.mf = c.mf
+                models = f.models
+                for k in models.indices { models[k].info.mf = c.mf }
             } else {
-                model = try Train.fit(train, history: history, config: c, asOf: asOf, tune: "off", previous: nil, quiet: true)
-                fitted = (p, model)
+                models = try folds.map { fold in
+                    try Train.fit(fold.split.train, history: fold.history, config: c, asOf: fold.asOf, tune: "off", previous: nil, quiet: true)
+                }
+                fitted = (p, models)
             }
-            let source = MFSource(model: model, data: train, config: c, threads: threads)
-            var acc = try MetricsAccumulator(ks: [10], catalogSize: train.videos.count)
-            var lists: [Int32: [Int32]] = [:]
-            _ = try Refresh.rankUsers(split.test.users.users.map { (hash: UInt64(0), user: $0) }, data: train, history: history,
-                                      popularity: popularity, mf: source, config: c, threads: threads, quiet: true) { u, list, _ in
-                lists[u] = list.videos.map { Int32($0) }
+            var sum = 0.0
+            for (fold, model) in zip(folds, models) {
+                let source = MFSource(model: model, data: fold.split.train, config: c, threads: threads)
+                var acc = try MetricsAccumulator(ks: [10], catalogSize: fold.split.train.videos.count)
+                var lists: [Int32: [Int32]] = [:]
+                _ = try Refresh.rankUsers(fold.split.test.users.users.map { (hash: UInt64(0), user: $0) }, data: fold.split.train,
+                                          history: fold.history, popularity: fold.popularity, mf: source, config: c,
+                                          threads: threads, quiet: true) { u, list, _ in
+                    lists[u] = list.videos.map { Int32($0) }
+                }
+                for u in fold.split.test.users { acc.add(u, list: lists[u.user] ?? []) }
+                sum += acc.report().at(10)?.ndcg ?? 0
+                progress.add(1)
             }
-            for u in split.test.users { acc.add(u, list: lists[u.user] ?? []) }
-            progress.add(1)
-            return acc.report().at(10)?.ndcg ?? 0
+            return sum / Double(folds.count)
         }
         var best: TuningReport.Point?
         func consider(_ p0: TuningReport.Point) throws {

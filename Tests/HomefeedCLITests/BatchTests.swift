@@ -425,6 +425,23 @@ struct BatchCommandTests {
         #expect(listDir(store + "/tmp").isEmpty)
     }
 
+    // MARK: 7b. Offline evaluation
+
+    /// `eval` on a generated dataset: both models on the same test users, a table each, and the JSON report.
+    @Test func evalPrintsBothModelsAndWritesJSON() throws {
+        let dir = TempDir("homefeed-cli"); defer { dir.remove() }
+        let data = try generate(dir)
+        let r = try batch("eval", "--data", data, "--k", "5,10", "--json", dir.sub("eval.json"), "--no-tune", "--quiet", in: dir)
+        #expect(r.ok, "\(r)")
+        #expect(r.stdout.contains("popular\n") && r.stdout.contains("mf\n") && r.stdout.contains("nDCG@k"), "\(r)")
+        let json = try #require(FileManager.default.contents(atPath: dir.sub("eval.json")))
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        let reports = try #require(object["reports"] as? [[String: Any]])
+        #expect(reports.compactMap { $0["label"] as? String }.prefix(2) == ["popular", "mf"])
+        let bad = try batch("eval", "--data", data, "--split", "sideways", in: dir)
+        #expect(bad.status == 1 && bad.stderr.contains("--split must be random, time or files"), "\(bad)")
+    }
+
     // MARK: 8. Sharded run
 
     @Test func shardedRunEqualsUnshardedRun() throws {

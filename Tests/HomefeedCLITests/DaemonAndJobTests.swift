@@ -195,4 +195,21 @@ struct RefreshJobTests {
         #expect(manual.isRunning, "the manual run ended before the refresh was tried; the test proved nothing")
         #expect(manual.result(timeout: 120).ok)
     }
+
+    /// `jobs/train`: the daily training through the same wrapper; the refresh then uses the model it saved.
+    @Test func trainJobSavesAModelTheRefreshUses() throws {
+        let dir = TempDir("homefeed-cli"); defer { dir.remove() }
+        let data = try generate(dir)
+        let store = dir.sub("store"), config = try smallBlockConfig(dir)
+        let env = ["HOMEFEED_BIN": CLI.binDir!, "HOMEFEED_DATA": data, "HOMEFEED_STORE": store, "HOMEFEED_CONFIG": config]
+        let trained = try run(CLI.trainScript, ["--quiet", "--no-tune"], env: env, in: dir)
+        #expect(trained.ok && trained.stderr.contains("train: ok in "), "\(trained)")
+        let model = try #require(trained.stdout.firstMatch(of: #/train: model (mf-\S+):/#).map { String($0.1) }, "\(trained)")
+        let refreshed = try run(CLI.refreshScript, ["--quiet"], env: env, in: dir)
+        #expect(refreshed.ok && refreshed.stdout.contains("by MF model \(model);"), "\(refreshed)")
+        var bad = env
+        bad["HOMEFEED_DATA"] = dir.sub("no-such-data")
+        let failed = try run(CLI.trainScript, ["--quiet"], env: bad, in: dir)
+        #expect(failed.status == 1 && failed.stderr.contains("train: FAILED (exit 1)"), "\(failed)")
+    }
 }

@@ -41,6 +41,7 @@ enum CLI {
     static let packageRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
     static var refreshScript: String { packageRoot + "/jobs/refresh" }
+    static var trainScript: String { packageRoot + "/jobs/train" }
     static let canRunRefreshScript = FileManager.default.isExecutableFile(atPath: "/usr/bin/flock")
         || FileManager.default.isExecutableFile(atPath: "/bin/flock")
 }
