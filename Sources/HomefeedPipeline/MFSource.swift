@@ -71,8 +71,9 @@ final class MFSource: Sendable {
 
     /// Fold-in and retrieval for a block of users: their factors (row k = users[k]) and top `k` model rows each.
     /// `hasSignal[k]` is false for a user with no MF signal (their list falls back to popularity).
-    func block(_ users: ArraySlice<Int32>, data: Dataset, history: UserHistory, k: Int, threads: Int)
-        -> (factors: Matrix, top: TopKResults, hasSignal: [Bool]) {
+    func block(_ users: ArraySlice<Int32>, data: Dataset, history: UserHistory, k: Int, threads: Int,
+               timing: inout MFTiming) -> (factors: Matrix, top: TopKResults, hasSignal: [Bool]) {
+        let t0 = TimeFormat.monotonic()
         let rows = builder.rows(users: users, data: data, history: history, columns: model.videos.rows,
                                 column: { rowOfVideo[Int($0)] })
         let f = factors
@@ -84,6 +85,9 @@ final class MFSource: Sendable {
         let x = ALS.foldIn(rows, videos: model.videos, gram: gram, config: Train.alsConfig(model.info.mf), initial: initial,
                            threads: threads)
         let hasSignal = (0..<users.count).map { rows.offsets[$0 + 1] > rows.offsets[$0] }
+        let t1 = TimeFormat.monotonic()
+        timing.foldIn += t1 - t0
+        defer { timing.retrieval += TimeFormat.monotonic() - t1 }
         let userList = Array(users)
         let videos = data.videos, countries = data.users.country, videoOfRow = self.videoOfRow
         // Asked only for videos that would enter a user's top K: a binary search in the user's seen list and an
@@ -103,18 +107,36 @@ final class MFSource: Sendable {
         return (x, top, hasSignal)
     }
 
-    /// x_u·y_v for a dataset video, nil when the model has no factors for it.
+    /// The video factors (row-major, `factors` wide), the dataset video → row map and the popularity prior, as raw
+    /// buffers for the ranking loop.
     @inline(__always)
-    func score(_ x: UnsafePointer<Float>, video v: Int) -> Float? {
-        let r = Int(rowOfVideo[v])
-        guard r >= 0 else { return nil }
-        return model.videos.values.withUnsafeBufferPointer { y in
-            var s: Float = 0
-            let yr = y.baseAddress! + r * factors
-            for j in 0..<factors { s += x[j] * yr[j] }
-            return s
+    func withFactors<R>(_ body: (UnsafePointer<Float>, Int, UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try model.videos.values.withUnsafeBufferPointer { y in
+            try rowOfVideo.withUnsafeBufferPointer { rows in
+                try prior.withUnsafeBufferPointer { p in try body(y.baseAddress!, factors, rows, p) }
+            }
         }
     }
+}
+
+/// Σ a_i b_i, 8 lanes at a time (`a * b + c`: portable builds have no FMA).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= n {
+        acc = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self) + acc
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// Seconds spent in the MF stages of a refresh (recorded as stages of the run).
+struct MFTiming {
+    var foldIn = 0.0
+    var retrieval = 0.0
 }
 
 @inline(__always)

@@ -101,12 +101,14 @@ public enum Refresh {
             let outDir = opt.shardOut ?? (opt.storeDir + "/shards")
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
+            var inner: [RunMetadata.Stage] = []
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
-                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds) { u, list, _ in
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
+            stages += inner
             var file = try writer.finish()
             if let f = file {  // publish the shard file atomically under its final name
                 let final = outDir + "/" + shard.fileName
@@ -120,6 +122,7 @@ public enum Refresh {
             try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles,
                               asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest, model: mf?.name ?? "")
                 .write(to: outDir + "/" + shard.fileName + ".json")
+            if !opt.quiet { Log.info("refresh stages: " + stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
             let line = "refresh shard \(shard): \(users.personalized) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
             return RefreshSummary(metadata: meta, outcome: nil, shardFile: file, line: line)
         }
@@ -146,12 +149,14 @@ public enum Refresh {
             meta.shards = shards.count
         } else {
             let writer = try builder.userListWriter()
+            var inner: [RunMetadata.Stage] = []
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
-                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds) { u, list, _ in
+                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
+            stages += inner
             try writer.finish()
             meta.counts.personalizedUsers = users.personalized
             meta.counts.mfUsers = users.mf
@@ -181,6 +186,7 @@ public enum Refresh {
         case .pinned(let p): line += "built but NOT published: the store is pinned to \(p) (homefeed-batch unpin to resume)"
         }
         line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by MF model \(mf?.name ?? "none"); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
+        if !opt.quiet { Log.info("refresh stages: " + meta.stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
         return RefreshSummary(metadata: meta, outcome: outcome, shardFile: nil, line: line)
     }
 
@@ -229,6 +235,7 @@ public enum Refresh {
     static func rankUsers(_ users: [(hash: UInt64, user: Int32)], data: Dataset, history: UserHistory,
                           popularity: Popularity, mf: MFSource?, config: HomefeedConfig, threads: Int, quiet: Bool,
                           delay: Double = 0,
+                          timing: UnsafeMutablePointer<[RunMetadata.Stage]>? = nil,
                           sink: (Int32, RecommendationList, Bool) throws -> Void) throws -> (users: (personalized: Int, mf: Int), entries: Int) {
         let progress = Progress("rank users", total: users.count, unit: "users", quiet: quiet)
         let block = config.refresh.blockUsers
@@ -238,10 +245,12 @@ public enum Refresh {
             (CandidateSet(videoCount: data.videos.count, capacity: candidateCapacity), TopK(k: config.refresh.listSize))
         })
         var written = 0, byMF = 0, entries = 0
+        var mfTiming = MFTiming(), rankSeconds = 0.0
         for start in stride(from: 0, to: users.count, by: block) {
             let end = min(users.count, start + block)
             let ids = users[start..<end].map(\.user)
-            let retrieved = mf?.block(ids[...], data: data, history: history, k: perSource, threads: threads)
+            let retrieved = mf?.block(ids[...], data: data, history: history, k: perSource, threads: threads, timing: &mfTiming)
+            let rankStart = TimeFormat.monotonic()
             let results = SlotBuffer<RecommendationList?>(repeating: nil, count: end - start)
             let rankedByMF = SlotBuffer<Bool>(repeating: false, count: end - start)
             parallelFor(end - start, threads: threads, chunk: 32) { worker, range in
@@ -263,10 +272,15 @@ public enum Refresh {
                 written += 1; entries += list.count
                 if rankedByMF[k] { byMF += 1 }
             }
+            rankSeconds += TimeFormat.monotonic() - rankStart
             progress.add(end - start)
             if delay > 0 { usleep(UInt32(delay * 1e6)) }
         }
         progress.finish()
+        if let timing {
+            if mf != nil { timing.pointee += [.init(name: "  mf fold-in", seconds: mfTiming.foldIn), .init(name: "  mf retrieval", seconds: mfTiming.retrieval)] }
+            timing.pointee.append(.init(name: "  candidates + ranking + write", seconds: rankSeconds))
+        }
         return ((written, byMF), entries)
     }
 
@@ -318,39 +332,59 @@ public enum Refresh {
         //    (z-scores over the user's candidates the model knows); a candidate the model does not know (a video
         //    newer than the model) ranks below every known one, in popularity-blend order. Without MF factors: the
         //    popularity blend.
-        let blend = PopularityBlendRanker()
-        if let mf = c.mf {
-            var moments = [Moments](repeating: Moments(), count: 3)   // MF score, prior, blend
-            var features = [Float](repeating: 0, count: 3 * set.count)
-            var known = [Bool](repeating: false, count: set.count)
-            mf.factors.values.withUnsafeBufferPointer { x in
-                let xu = x.baseAddress! + mf.row * mf.factors.cols
-                for i in 0..<set.count {
-                    let v = Int(set.video(i))
-                    features[3 * i + 2] = blend.score(candidate: i, in: set, user: u, data: data)
-                    guard let s = mf.source.score(xu, video: v) else { continue }
-                    known[i] = true
-                    features[3 * i] = s
-                    features[3 * i + 1] = mf.source.prior[v]
-                    for f in 0..<3 { moments[f].add(features[3 * i + f]) }
+        // Per-candidate inputs read through raw buffers, hoisted out of the loop (this runs ~2000 times per user).
+        let userLanguage = data.users.language[u]
+        data.videos.language.withUnsafeBufferPointer { videoLanguage in
+            func blend(_ i: Int) -> Float {
+                PopularityBlend.score(set, i, sameLanguage: videoLanguage[Int(set.video(i))] == userLanguage)
+            }
+            guard let mf = c.mf else {
+                for i in 0..<set.count { top.offer(score: blend(i), video: set.video(i), candidate: Int32(i)) }
+                return
+            }
+            mf.source.withFactors { y, f, rowOfVideo, prior in
+                mf.factors.values.withUnsafeBufferPointer { x in
+                    let xu = x.baseAddress! + mf.row * f
+                    let a = mf.source.popularityWeight, b = mf.source.trendingWeight
+                    if a == 0 && b == 0 {
+                        // The MF score alone.
+                        var lowest = Float.greatestFiniteMagnitude
+                        for i in 0..<set.count {
+                            let r = Int(rowOfVideo[Int(set.video(i))])
+                            guard r >= 0 else { continue }
+                            let s = dot(xu, y + r * f, f)
+                            lowest = min(lowest, s)
+                            top.offer(score: s, video: set.video(i), candidate: Int32(i))
+                        }
+                        offerUnknown(below: lowest)
+                        return
+                    }
+                    var moments = (Moments(), Moments(), Moments())   // MF score, prior, blend
+                    var features = [Float](repeating: 0, count: 3 * set.count)
+                    for i in 0..<set.count {
+                        let v = Int(set.video(i))
+                        let r = Int(rowOfVideo[v])
+                        guard r >= 0 else { features[3 * i] = .nan; continue }
+                        let (s, p, q) = (dot(xu, y + r * f, f), prior[v], blend(i))
+                        features[3 * i] = s; features[3 * i + 1] = p; features[3 * i + 2] = q
+                        moments.0.add(s); moments.1.add(p); moments.2.add(q)
+                    }
+                    let z0 = moments.0.standardizer(), z1 = moments.1.standardizer(), z2 = moments.2.standardizer()
+                    var lowest = Float.greatestFiniteMagnitude
+                    for i in 0..<set.count where !features[3 * i].isNaN {
+                        let s = z0(features[3 * i]) + a * z1(features[3 * i + 1]) + b * z2(features[3 * i + 2])
+                        lowest = min(lowest, s)
+                        top.offer(score: s, video: set.video(i), candidate: Int32(i))
+                    }
+                    offerUnknown(below: lowest)
                 }
             }
-            let a = mf.source.popularityWeight, b = mf.source.trendingWeight
-            let z = moments.map { $0.standardizer() }
-            var lowest = Float.greatestFiniteMagnitude
-            for i in 0..<set.count where known[i] {
-                let s = a == 0 && b == 0 ? features[3 * i]
-                    : z[0](features[3 * i]) + a * z[1](features[3 * i + 1]) + b * z[2](features[3 * i + 2])
-                lowest = min(lowest, s)
-                top.offer(score: s, video: set.video(i), candidate: Int32(i))
-            }
-            let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
-            for i in 0..<set.count where !known[i] {
-                top.offer(score: floor + features[3 * i + 2] / 2, video: set.video(i), candidate: Int32(i))
-            }
-        } else {
-            for i in 0..<set.count {
-                top.offer(score: blend.score(candidate: i, in: set, user: u, data: data), video: set.video(i), candidate: Int32(i))
+            /// Candidates the model does not know (videos newer than the model): below every known one, in blend order.
+            func offerUnknown(below lowest: Float) {
+                let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
+                for i in 0..<set.count where mf.source.rowOfVideo[Int(set.video(i))] < 0 {
+                    top.offer(score: floor + blend(i) / 2, video: set.video(i), candidate: Int32(i))
+                }
             }
         }
         var list = RecommendationList()
