@@ -2,6 +2,7 @@ import Foundation
 import HomefeedCore
 import HomefeedData
 import HomefeedModels
+import HomefeedStore
 
 /// The MF candidate source of the hourly refresh: the saved model's video factors stay fixed; each active user is
 /// folded in from their current history (one least-squares solve against those factors, warm-started from the
@@ -19,6 +20,8 @@ final class MFSource: Sendable {
     let builder: ConfidenceBuilder
     let index: Index
     let probe: Int
+    /// How retrieval runs (and, for IVF, its measured recall), for the run metadata.
+    let retrieval: RetrievalInfo
     /// The ranking's weights next to the MF score (`[mf] popularity_weight`, `trending_weight`, as tuned).
     var popularityWeight: Float { Float(model.info.mf.popularityWeight) }
     var trendingWeight: Float { Float(model.info.mf.trendingWeight) }
@@ -55,16 +58,30 @@ final class MFSource: Sendable {
         // Fold-in uses the model's own settings (alpha, weights, recency), so serving sees what training saw.
         builder = ConfidenceBuilder(mf: model.info.mf, watchFraction: config.data.relevanceWatchFraction)
         let eligible = (0..<Int32(videoOfRow.count)).filter { videoOfRow[Int($0)] >= 0 }
+        var retrieval = RetrievalInfo()
         let mf = config.mf
         if mf.retrieval == "ivf" || (mf.retrieval == "auto" && eligible.count >= mf.ivfMinVideos) {
             let cells = mf.ivfCells > 0 ? mf.ivfCells : IVFIndex.defaultCells(itemCount: eligible.count)
-            index = .ivf(IVFIndex.build(items: model.videos, eligible: eligible, cells: cells,
-                                        seed: UInt64(truncatingIfNeeded: mf.seed), threads: threads))
+            let ivf = IVFIndex.build(items: model.videos, eligible: eligible, cells: cells,
+                                     seed: UInt64(truncatingIfNeeded: mf.seed), threads: threads)
+            index = .ivf(ivf)
             probe = mf.ivfProbe > 0 ? mf.ivfProbe : IVFIndex.defaultProbe(cells: cells)
+            retrieval.method = "ivf"; retrieval.cells = cells; retrieval.probe = probe
+            // Recall@K of the approximate path on this run's own embeddings: 256 users spread over the model.
+            let k = config.refresh.candidatesPerSource
+            let step = max(1, model.users.rows / 256)
+            let sample = Array(stride(from: 0, to: model.users.rows, by: step).prefix(256))
+            let queries = Matrix(rows: sample.count, cols: model.users.cols,
+                                 values: sample.flatMap { Array(model.users.row($0)) })
+            let exact = ExactIndex(items: model.videos, eligible: eligible).search(queries, k: k, threads: threads)
+            retrieval.recall = recallAtK(exact: exact, approximate: ivf.search(queries, k: k, probe: probe, threads: threads))
+            retrieval.k = k; retrieval.sampledUsers = sample.count
         } else {
             index = .exact(ExactIndex(items: model.videos, eligible: eligible))
             probe = 0
         }
+        retrieval.videos = eligible.count
+        self.retrieval = retrieval
     }
 
     var factors: Int { model.videos.cols }

@@ -84,7 +84,13 @@ public enum Refresh {
                                                                           asOf: asOf, config: config, threads: threads) } : nil
 
         var meta = RunMetadata()
-        if let mf { meta.models["mf"] = mf.name }
+        if let mf {
+            meta.models["mf"] = mf.name
+            meta.retrieval = mf.retrieval
+            if let r = mf.retrieval.recall, !opt.quiet {
+                Log.info("mf retrieval: IVF over \(mf.retrieval.videos) videos, \(mf.retrieval.cells) cells, probing \(mf.retrieval.probe): recall@\(mf.retrieval.k) \(Format.fixed(r, 3)) against exact on \(mf.retrieval.sampledUsers) users")
+            }
+        }
         meta.createdAt = TimeFormat.now()
         meta.asOf = asOf
         meta.configDigest = config.digest

@@ -51,9 +51,24 @@ public struct RunMetadata: Codable, Sendable, Equatable {
     public var shards = 1
     /// Models used (filled by the model stages; empty for the popularity baseline).
     public var models: [String: String] = [:]
+    /// How MF candidates were retrieved (nil without MF).
+    public var retrieval: RetrievalInfo? = nil
     /// The previously served version's lists replayed against the interactions that arrived after its as-of time
     /// (docs/EVALUATION.md); nil when there was none to replay.
     public var replay: ReplayReport? = nil
     public var builtBy = "homefeed-batch"
+    public init() {}
+}
+
+/// How a run retrieved MF candidates: exactly, or through the IVF index with its recall measured on the run's own
+/// embeddings (a sample of users, IVF against the exact path).
+public struct RetrievalInfo: Codable, Sendable, Equatable {
+    /// "exact" or "ivf".
+    public var method = "exact"
+    public var videos = 0
+    public var cells = 0, probe = 0
+    /// IVF: recall@k of the IVF path against the exact path over `sampledUsers` users of this run.
+    public var k = 0, sampledUsers = 0
+    public var recall: Double?
     public init() {}
 }
