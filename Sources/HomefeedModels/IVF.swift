@@ -6,7 +6,7 @@ import HomefeedCore
 // unit centroid and s_c = √(max_c · mean_c) of its item norms: between what its longest item (max) and a typical
 // one (mean) would score pointing at ĉ_c, so cells of long (popular) vectors are not ranked below short ones of
 // the same direction. On the clustered benchmark data it found more of the exact top 100 and top 500 at every
-// probe count than faiss's q·ĉ_c, and than the max or the mean alone (docs in /work/notes/retrieval.md).
+// probe count than faiss's q·ĉ_c, and than the max or the mean alone (jobs/bench/topk.sh).
 //
 // The search is cell-major: a chunk of queries is inverted into (cell → queries probing it), and each cell's
 // panels are scored against groups of up to 6 of those queries at once (register blocking across queries, like
@@ -45,9 +45,11 @@ public struct IVFIndex: Sendable {
     }
 
     /// Trains `cells` spherical k-means cells (clamped to the eligible count) on the eligible items' directions,
-    /// `iterations` Lloyd rounds from `cells` distinct random items (seeded), on at most `trainingSample` of them
-    /// (default min(n, 256·cells), faiss's cap), then assigns every eligible item to its nearest cell. The same
-    /// seed gives the same index for any thread count. Rows not in `eligible` (nil = all) are never returned.
+    /// `iterations` Lloyd rounds from `cells` distinct random items (seeded), on a seeded sample of at most
+    /// `trainingSample` of them (default 64·cells: on the benchmark data 32, 64 or 256 per cell gave the same
+    /// recall, and the time is proportional), then assigns every eligible item to its nearest cell. Cost ≈
+    /// (iterations·sample + n)·cells·dim multiply-adds. The same seed gives the same index for any thread count.
+    /// Rows not in `eligible` (nil = all) are never returned.
     public static func build(items: Matrix, eligible: [Int32]? = nil, cells: Int, iterations: Int = 10, seed: UInt64,
                              threads: Int, trainingSample: Int? = nil) -> IVFIndex {
         let rows = TopKPanels.eligibleRows(eligible, count: items.rows)
@@ -57,7 +59,7 @@ public struct IVFIndex: Sendable {
         var assignment = [Int32](repeating: 0, count: rows.count)
         if !rows.isEmpty {
             centroids = IVFKMeans.train(items, rows: rows, cells: c, iterations: iterations, seed: seed, threads: threads,
-                                        sample: trainingSample ?? 256 * c)
+                                        sample: trainingSample ?? 64 * c)
             assignment = IVFKMeans.assign(items, rows: rows, centroids: centroids, cells: c, threads: threads)
         }
         // Items grouped by cell (ascending id within a cell), and each cell's largest and mean norm.
@@ -240,9 +242,10 @@ enum IVFSearch {
                                         out: TopKOutput, allowed: TopKFilter) {
         let n = queries.rows, cells = index.cells, dim = index.dim
         let threads = max(1, threads)
-        // Chunks of 256 queries: big enough that a probed cell is shared by several queries of the chunk (its
-        // groups fill up), small enough that their candidate buffers stay in cache.
-        var chunks = max(1, (n + 255) / 256)
+        // Chunks of up to 1024 queries, so that a probed cell is shared by several queries of the chunk (its groups
+        // fill up), with candidate buffers of at most 16 MB (2M keys) per worker.
+        let chunkQueries = max(64, min(1024, (2 << 20) / (k <= TopKWorkspace.smallK ? k : 2 * k + 64)))
+        var chunks = max(1, (n + chunkQueries - 1) / chunkQueries)
         if threads > 1 { chunks = (max(chunks, min(n, threads)) + threads - 1) / threads * threads }
         let perChunk = (n + chunks - 1) / chunks
         let spaces = SlotBuffer<(TopKWorkspace, TopKWorkspace)?>(repeating: nil, count: threads)

@@ -3,10 +3,13 @@ import HomefeedCore
 // Top-K retrieval by inner product: for every query row q, the K items i with the largest q·x_i.
 //
 // The exact path never materialises the queries × items score matrix. Items are packed once into panels of 16
-// (dimension-major, so one SIMD16 load is one dimension of 16 items); a worker takes a chunk of queries, packs
-// them in groups of R, and for every L2-sized block of panels runs an R × 16 register-blocked kernel whose scores
-// stay in registers: they are compared with each query's current K-th best score, and only the lanes that beat
-// it leave the registers (a few thousand per query out of the whole catalog).
+// (dimension-major: one SIMD16 load is one dimension of 16 items). A worker takes a chunk of queries, packs them
+// in groups of R (6 in AVX2 builds, 2 in portable ones) and, for every L2-sized block of panels, runs an R × 16
+// register-blocked kernel: the scores stay in registers and are compared with each query's threshold (its K-th
+// best so far); only a block with a lane at or above it is written out. Such a lane becomes a candidate key
+// (score, id) in its query's buffer; a full buffer (2K) keeps its K best (radix select), whose K-th raises the
+// threshold. For large K a floor estimated from a small sample raises it from the start (`exhaustive`), so a
+// query takes ~2.5·K candidates out of the whole catalog. `ExactIndex` and `IVFIndex` (IVF.swift) share all of it.
 
 /// Decides whether item `item` may be returned for query row `query` (seen, disliked, unavailable in the user's
 /// country…). Called from worker threads, only for items whose score reaches the query's current K-th best.
@@ -126,7 +129,7 @@ struct TopKPanels: Sendable {
     let panelCount: Int
     let itemCount: Int
     let values: TopKStorage<Float>
-    /// Added to each lane's score (0 for plain inner products; −∞ on padding lanes).
+    /// Each lane's score starts from it: 0 for items, −∞ on padding lanes.
     let bias: TopKStorage<Float>
     let ids: TopKStorage<Int32>
     /// List l covers panels listPanels[l] ..< listPanels[l + 1].
@@ -144,8 +147,8 @@ struct TopKPanels: Sendable {
         return rows
     }
 
-    /// List l = rows[listBounds[l] ..< listBounds[l + 1]]; `biases` (one per row of `items`) default to 0.
-    init(items: Matrix, rows: [Int32], listBounds: [Int], biases: [Float]? = nil) {
+    /// List l = rows[listBounds[l] ..< listBounds[l + 1]].
+    init(items: Matrix, rows: [Int32], listBounds: [Int]) {
         let d = items.cols, w = TopKPanels.width
         var starts = [0]
         for l in 0..<(listBounds.count - 1) {
@@ -162,7 +165,7 @@ struct TopKPanels: Sendable {
                     let row = src.baseAddress! + Int(r) * d
                     let dst = values.base + p * d * w + lane
                     for j in 0..<d { dst[j * w] = row[j] }
-                    bias.base[p * w + lane] = biases?[Int(r)] ?? 0
+                    bias.base[p * w + lane] = 0
                     ids.base[p * w + lane] = r
                 }
             }
@@ -200,7 +203,7 @@ func topKAnyReached(_ m: SIMD16<Int32>) -> Bool {
 }
 
 /// An R × 16 register block: R packed queries against one panel.
-protocol TopKPanelKernel {
+protocol TopKPanelKernel: Sendable {
     static var rows: Int { get }
     /// Writes the R × 16 scores to `tile` and returns true when any of them reaches its row's threshold `t[r]`
     /// (otherwise the scores never leave the registers).
@@ -489,7 +492,7 @@ final class TopKWorkspace {
             // Rows without a hit cost one vector test; in the others (about one per tile) a scalar pass over the
             // 16 lanes, against the threshold as this row's own inserts raise it.
             if !topKAnyReached(topKReached(topKLoad16(row), thresholds[l])) { continue }
-            for lane in 0..<w where row[lane] >= thresholds[l] {
+            for lane in 0..<w where row[lane] - thresholds[l] >= 0 {  // as topKReached: −∞ never passes −∞
                 let id = ids[lane]
                 if id >= 0 { offer(l, topKKey(row[lane], id), query: queryBase + l, id: id, allowed) }
             }
@@ -574,7 +577,7 @@ func topKSelect(_ a: UnsafeMutablePointer<UInt64>, _ n: Int, _ k: Int) {
 
 extension UnsafeMutablePointer {
     @inline(__always)
-    func swapAt(_ i: Int, _ j: Int) { let t = self[i]; self[i] = self[j]; self[j] = t }
+    fileprivate func swapAt(_ i: Int, _ j: Int) { let t = self[i]; self[i] = self[j]; self[j] = t }
 }
 
 /// Output rows written by several workers, each query's slots by exactly one (hence `@unchecked Sendable`).
@@ -653,15 +656,15 @@ enum TopKSearch {
         let capacity = groupsPerChunk * rows
         // Blocks of 256 KB of panels stay in L2 while every group of a chunk runs over them.
         let blockPanels = max(1, (256 << 10) / (dim * w * 4))
-        // With K ≥ ~200 of a large catalog, a floor per query: the 32nd best score of a strided sample of
-        // S = 12.8·N/K items is, in expectation, the 2.5·K-th best of the whole catalog. The main pass then offers
-        // only items reaching it (~2.5·K per query) instead of everything above the K-th best so far, which starts
-        // at −∞ and rises slowly (~K·(1 + ln(N/K)) offers, most of them pushed out again). Still exact: a query
-        // whose K-th best ends below its floor, or that has fewer than K results, is rescanned without one
-        // (rare by design: it takes a sample ~3.4 standard deviations off). The sample costs S/N ≤ 1/16 more work.
-        let sampleRank = 32
-        let samplePanels = Int((12.8 * Double(panels.itemCount) / Double(k) / Double(w)).rounded(.up))
-        let sampleStep = samplePanels * 16 <= panels.panelCount && k > TopKWorkspace.smallK
+        // With K ≥ ~80 of a large catalog, a floor per query: the j-th best score (j = 32, or 16 when K < 200) of a
+        // strided sample of S = j/2.5 · N/K items is, in expectation, the 2.5·K-th best of the whole catalog. The
+        // main pass then offers only items reaching it (~2.5·K per query) instead of everything above the K-th
+        // best so far, which starts at −∞ and rises slowly (~K·(1 + ln(N/K)) offers, most pushed out again).
+        // Still exact: a query left with fewer than K results above its floor is rescanned without one (rare by
+        // design: its sample must be ~3.4 (j = 32) or ~2.4 (j = 16) standard deviations off). S ≤ N/12.
+        let sampleRank = k >= 200 ? 32 : 16
+        let samplePanels = Int((Double(sampleRank) / 2.5 * Double(panels.itemCount) / Double(k) / Double(w)).rounded(.up))
+        let sampleStep = samplePanels * 12 <= panels.panelCount && k > TopKWorkspace.smallK
             ? panels.panelCount / samplePanels : 0
         let spaces = SlotBuffer<(TopKWorkspace, TopKWorkspace?)?>(repeating: nil, count: threads)
         parallelFor(groups, threads: threads, chunk: groupsPerChunk) { worker, range in

@@ -17,8 +17,10 @@ usage: homefeed-bench COMMAND [options]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
   als --file TSV [--factors F] [--iterations N] [--regularization L] [--cg S] [--threads T]
                                          weighted ALS seconds per iteration on `user item [weight]` lines (as als_reference.py)
-  topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--ivf NLIST --nprobe P]
+  topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--repeat R] [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel wide|narrow]
                                          exact (and IVF) top-K over raw float32 matrices (as topk_reference.py)
+  topk --write-clustered PREFIX [--queries N] [--items M] [--dim D] [--centres C] [--genres G] [--spread S] [--query-spread S] [--seed S]
+                                         clustered synthetic embeddings in that raw format (stand-in for MF factors)
   lookup --store DIR --users N [--requests R] [--limit L] [--cache-mb MB] [--query Q]
                                          in-process request cost: HTTP parse + get + filters + JSON, random users
 """

@@ -90,15 +90,17 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
         expectSame(ExactIndex(items: items).search(queries, k: 25, threads: 2), referenceTopK(queries, items, k: 25), "random")
     }
 
-    /// Large K of a large catalog takes the sampled-floor path; the result is still exact, also when the filter
-    /// removes most of the top items, which forces the rescan of queries whose floor was too high.
-    @Test func exactWithSampledFloorAndRescan() {
+    /// K of 100 and 256 in 4000 items take the sampled-floor path (j = 16 and j = 32); the result is still exact,
+    /// also when the filter removes most of the top items, which forces the rescan of queries whose floor was too
+    /// high.
+    @Test(arguments: [100, 256])
+    func exactWithSampledFloorAndRescan(k: Int) {
         let items = randomMatrix(4000, 8, seed: 5), queries = randomMatrix(9, 8, seed: 6)
         let index = ExactIndex(items: items)
-        expectSame(index.search(queries, k: 256, threads: 2), referenceTopK(queries, items, k: 256), "floor")
+        expectSame(index.search(queries, k: k, threads: 2), referenceTopK(queries, items, k: k), "floor")
         let sparse: @Sendable (Int, Int32) -> Bool = { q, id in (Int(id) + q) % 9 == 0 }
-        expectSame(index.search(queries, k: 256, threads: 2, allowed: sparse),
-                   referenceTopK(queries, items, k: 256, allowed: sparse), "floor + filter")
+        expectSame(index.search(queries, k: k, threads: 2, allowed: sparse),
+                   referenceTopK(queries, items, k: k, allowed: sparse), "floor + filter")
     }
 
     /// Ineligible rows never come back, `allowed` is honoured, and it is asked about few items per query.
@@ -119,6 +121,32 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
         }
         // Far fewer questions than queries × eligible items (2250 each).
         #expect(asked.load(ordering: .relaxed) < queries.rows * 400, "\(asked.load(ordering: .relaxed))")
+    }
+
+    /// The refresh calls with threads: 1 from its own parallel loop, one block of users per call: same results as
+    /// one parallel call over all of them (the filter sees each block's own query numbering).
+    @Test func searchFromInsideAParallelLoop() {
+        let items = randomMatrix(2000, 12, seed: 16), queries = randomMatrix(40, 12, seed: 17)
+        let exact = ExactIndex(items: items)
+        let ivf = IVFIndex.build(items: items, cells: 20, seed: 2, threads: 2)
+        let allowed: @Sendable (Int, Int32) -> Bool = { q, id in (Int(id) + q) % 4 != 0 }
+        let wholeExact = exact.search(queries, k: 30, threads: 2, allowed: allowed)
+        let wholeIVF = ivf.search(queries, k: 30, probe: 5, threads: 2, allowed: allowed)
+        let blocks = SlotBuffer<(TopKResults, TopKResults)?>(repeating: nil, count: 4)
+        parallelFor(4, threads: 4, chunk: 1) { _, range in
+            for b in range {
+                let block = Matrix(rows: 10, cols: 12, values: Array(queries.values[(b * 120)..<((b + 1) * 120)]))
+                let shifted: @Sendable (Int, Int32) -> Bool = { q, id in allowed(b * 10 + q, id) }
+                blocks[b] = (exact.search(block, k: 30, threads: 1, allowed: shifted),
+                             ivf.search(block, k: 30, probe: 5, threads: 1, allowed: shifted))
+            }
+        }
+        for b in 0..<4 {
+            for q in 0..<10 {
+                #expect(blocks[b]!.0.ids(q).elementsEqual(wholeExact.ids(b * 10 + q)))
+                #expect(blocks[b]!.1.ids(q).elementsEqual(wholeIVF.ids(b * 10 + q)))
+            }
+        }
     }
 
     @Test func edgeCases() {

@@ -6,13 +6,13 @@
 #   2. IVF: clustered synthetic embeddings (homefeed-bench topk --write-clustered: 1000 centres in 32 genres,
 #      log-normal norms; not real MF factors), NLIST cells, k=100 and k=500, each NPROBE: faiss IndexIVFFlat vs
 #      IVFIndex, recall@k of each against its own exact search.
-#   usage: jobs/bench/topk.sh [WORK_DIR=/tmp/homefeed-bench] [ROUNDS=3] [NLIST=1024] [NPROBES="16 32 48"]
+#   usage: jobs/bench/topk.sh [WORK_DIR=/tmp/homefeed-bench] [ROUNDS=3] [NLIST=1024] [NPROBES="16 32 64"]
 # Portable build unless HOMEFEED_TARGET_CPU is set (HOMEFEED_TARGET_CPU=haswell jobs/bench/topk.sh: AVX2/FMA);
 # HOMEFEED_BIN=DIR uses the binaries in DIR instead of building. Needs ../shared/anchors/setup.sh (faiss).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0; }
-W=${1:-/tmp/homefeed-bench}; ROUNDS=${2:-3}; NLIST=${3:-1024}; NPROBES=${4:-"16 32 48"}
+W=${1:-/tmp/homefeed-bench}; ROUNDS=${2:-3}; NLIST=${3:-1024}; NPROBES=${4:-"16 32 64"}
 PY=${ANCHORS_VENV:-/tmp/homefeed-anchors-venv}/bin/python
 REF=$here/../shared/anchors/topk_reference.py
 [ -x "$PY" ] || bash "$here/../shared/anchors/setup.sh" >/dev/null
