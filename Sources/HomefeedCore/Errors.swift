@@ -17,6 +17,7 @@ public struct HomefeedError: Error, CustomStringConvertible, Sendable {
 public enum Log {
     public static func error(_ s: String) { write("error: " + s + "\n") }
     public static func info(_ s: String) { write(s + "\n") }
+    public static func warn(_ s: String) { write("warning: " + s + "\n") }
     public static func write(_ s: String) { writeAll(2, s) }
 }
 

@@ -32,6 +32,10 @@ public struct EvalResult: Codable, Sendable {
 public enum Evaluate {
     public static func run(_ opt: EvalOptions, config: HomefeedConfig) throws -> EvalResult {
         let threads = effectiveThreads(config.refresh.threads)
+        guard ["random", "time", "files"].contains(opt.split) else {
+            throw HomefeedError("eval: --split must be random, time or files (got '\(opt.split)')")
+        }
+        if opt.split == "files" && opt.testDataDir == nil { throw HomefeedError("eval --split files needs --test-data DIR") }
         // 1. Load and split.
         let data = try DatasetLoader.load(directory: opt.dataDir, config: config.data, progress: !opt.quiet)
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction)

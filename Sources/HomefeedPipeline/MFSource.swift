@@ -67,10 +67,12 @@ final class MFSource: Sendable {
             index = .ivf(ivf)
             probe = mf.ivfProbe > 0 ? mf.ivfProbe : IVFIndex.defaultProbe(cells: cells)
             retrieval.method = "ivf"; retrieval.cells = cells; retrieval.probe = probe
-            // Recall@K of the approximate path on this run's own embeddings: 256 users spread over the model.
+            // Recall@K of the approximate path on this run's own embeddings: 256 users with MF factors, spread over
+            // the model (users without history have zero factors and never reach retrieval).
             let k = config.refresh.candidatesPerSource
-            let step = max(1, model.users.rows / 256)
-            let sample = Array(stride(from: 0, to: model.users.rows, by: step).prefix(256))
+            let withFactors = (0..<model.users.rows).filter { r in model.users.row(r).contains { $0 != 0 } }
+            let step = max(1, withFactors.count / 256)
+            let sample = Array(stride(from: 0, to: withFactors.count, by: step).prefix(256).map { withFactors[$0] })
             let queries = Matrix(rows: sample.count, cols: model.users.cols,
                                  values: sample.flatMap { Array(model.users.row($0)) })
             let exact = ExactIndex(items: model.videos, eligible: eligible).search(queries, k: k, threads: threads)
@@ -79,6 +81,7 @@ final class MFSource: Sendable {
         } else {
             index = .exact(ExactIndex(items: model.videos, eligible: eligible))
             probe = 0
+            retrieval.k = config.refresh.candidatesPerSource
         }
         retrieval.videos = eligible.count
         self.retrieval = retrieval

@@ -87,7 +87,9 @@ public enum Refresh {
         if let mf {
             meta.models["mf"] = mf.name
             meta.retrieval = mf.retrieval
-            if let r = mf.retrieval.recall, !opt.quiet {
+            if let r = mf.retrieval.recall, r < 0.8 {
+                Log.warn("mf retrieval: IVF recall@\(mf.retrieval.k) is only \(Format.fixed(r, 3)) against exact (\(mf.retrieval.cells) cells, probing \(mf.retrieval.probe)): raise [mf] ivf_probe, or use retrieval = \"exact\"")
+            } else if let r = mf.retrieval.recall, !opt.quiet {
                 Log.info("mf retrieval: IVF over \(mf.retrieval.videos) videos, \(mf.retrieval.cells) cells, probing \(mf.retrieval.probe): recall@\(mf.retrieval.k) \(Format.fixed(r, 3)) against exact on \(mf.retrieval.sampledUsers) users")
             }
         }
@@ -214,7 +216,11 @@ public enum Refresh {
             name = try models.save(&trained, createdAt: TimeFormat.now())
             return MFSource(model: trained, data: data, config: config, threads: threads)
         }
-        return MFSource(model: try models.load(name!), data: data, config: config, threads: threads)
+        do {
+            return MFSource(model: try models.load(name!), data: data, config: config, threads: threads)
+        } catch let e as HomefeedError {
+            throw HomefeedError(e.message + " (homefeed-batch train, or run --train, saves a new model that runs then use)")
+        }
     }
 
     /// Users with an interaction in the window (every user with history when activeDays is 0) inside `shard`,

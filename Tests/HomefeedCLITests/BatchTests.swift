@@ -8,7 +8,7 @@ import Glibc
 /// `homefeed-batch` run as an operator would: real processes, real files, real signals.
 @Suite(.enabled(if: CLI.found, Comment(rawValue: CLI.notFound)))
 struct BatchCommandTests {
-    static let subcommands = ["generate", "import-movielens", "train", "run", "versions", "rollback", "unpin", "export"]
+    static let subcommands = ["generate", "import-movielens", "train", "run", "eval", "versions", "rollback", "unpin", "export"]
 
     // MARK: 1. Help and usage errors
 
