@@ -36,3 +36,5 @@ if [ $SKIP_HTTP = 0 ]; then
   out=$(taskset -c 1 wrk -t1 -c50 -d10s --latency http://127.0.0.1:18191/healthz); kill $pid; wait $pid 2>/dev/null || true
   echo "bench http-healthz rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out") p50=$(awk '$1=="50%" {print $2}' <<<"$out") p99=$(awk '$1=="99%" {print $2}' <<<"$out")"
 fi
+# 8. Top-K retrieval next to faiss: exact (random data) and IVF (clustered stand-in for MF factors).
+HOMEFEED_BIN="$BIN" jobs/bench/topk.sh "$W/topk" | tail -7
