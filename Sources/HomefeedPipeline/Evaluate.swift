@@ -68,23 +68,9 @@ public enum Evaluate {
         // 3. Rank every test user's list with each model, through the refresh's ranking code.
         let tags = TagVectors(train)
         func report(_ label: String, _ users: TestUsers, _ source: MFSource?, fallbackUnlessMF: Bool) throws -> EvalReport {
-            var acc = try MetricsAccumulator(ks: opt.ks, catalogSize: train.videos.count, tags: tags)
-            let ranked = try listsByUser(users, source)
-            for (i, u) in users.enumerated() {
-                let r = ranked[i]
-                acc.add(u, list: r?.list ?? [], fallback: fallbackUnlessMF ? !(r?.mf ?? false) : false)
-            }
-            return acc.report(label: label, split: split.test.stats)
-        }
-        /// Each test user's list (nil: none could be made) and whether MF ranked it.
-        func listsByUser(_ users: TestUsers, _ source: MFSource?) throws -> [(list: [Int32], mf: Bool)?] {
-            var byUser: [Int32: (list: [Int32], mf: Bool)] = [:]
-            let order = users.users.map { (hash: UInt64(0), user: $0) }
-            _ = try Refresh.rankUsers(order, data: train, history: history, popularity: popularity, mf: source, config: config,
-                                      threads: threads, quiet: true) { u, list, byMF in
-                byUser[u] = (list.videos.map { Int32($0) }, byMF)
-            }
-            return users.users.map { byUser[$0] }
+            try score(users, train: train, history: history, popularity: popularity, mf: source, config: config,
+                      threads: threads, ks: opt.ks, tags: tags, fallbackUnlessMF: fallbackUnlessMF)
+                .report(label: label, split: split.test.stats)
         }
         var reports = [
             try report("popular", split.test.users, nil, fallbackUnlessMF: false),
@@ -94,5 +80,23 @@ public enum Evaluate {
             reports.append(try report("cold users (popular fallback)", split.test.coldUsers, nil, fallbackUnlessMF: false))
         }
         return EvalResult(split: split.test.stats, reports: reports, mf: model.info)
+    }
+
+    /// Ranks every user of `users` through the refresh's code (MF when `mf` is given, else the popularity blend)
+    /// and accumulates their metrics; a list ranked without MF counts as a fallback when `fallbackUnlessMF`.
+    static func score(_ users: TestUsers, train: Dataset, history: UserHistory, popularity: Popularity, mf: MFSource?,
+                      config: HomefeedConfig, threads: Int, ks: [Int], tags: TagVectors? = nil,
+                      fallbackUnlessMF: Bool = false) throws -> MetricsAccumulator {
+        var byUser: [Int32: (list: [Int32], mf: Bool)] = [:]
+        _ = try Refresh.rankUsers(users.users.map { (hash: UInt64(0), user: $0) }, data: train, history: history,
+                                  popularity: popularity, mf: mf, config: config, threads: threads, quiet: true) { u, list, byMF in
+            byUser[u] = (list.videos.map { Int32($0) }, byMF)
+        }
+        var acc = try MetricsAccumulator(ks: ks, catalogSize: train.videos.count, tags: tags)
+        for u in users {
+            let r = byUser[u.user]
+            acc.add(u, list: r?.list ?? [], fallback: fallbackUnlessMF && !(r?.mf ?? false))
+        }
+        return acc
     }
 }

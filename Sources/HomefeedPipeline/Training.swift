@@ -188,14 +188,8 @@ public enum Tuning {
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
                 let source = MFSource(model: model, data: fold.split.train, config: c, threads: threads)
-                var acc = try MetricsAccumulator(ks: [10], catalogSize: fold.split.train.videos.count)
-                var lists: [Int32: [Int32]] = [:]
-                _ = try Refresh.rankUsers(fold.split.test.users.users.map { (hash: UInt64(0), user: $0) }, data: fold.split.train,
-                                          history: fold.history, popularity: fold.popularity, mf: source, config: c,
-                                          threads: threads, quiet: true) { u, list, _ in
-                    lists[u] = list.videos.map { Int32($0) }
-                }
-                for u in fold.split.test.users { acc.add(u, list: lists[u.user] ?? []) }
+                let acc = try Evaluate.score(fold.split.test.users, train: fold.split.train, history: fold.history,
+                                             popularity: fold.popularity, mf: source, config: c, threads: threads, ks: [10])
                 sum += acc.report().at(10)?.ndcg ?? 0
                 progress.add(1)
             }
