@@ -15,9 +15,12 @@ import HomefeedCore
 ///     (W·YᵀY + Σ_(i∈I_u) (c_ui − W) y_i y_iᵀ + λI) x_u  =  Σ_(i∈I_u) c_ui p_ui y_i
 ///
 /// so a negative adds (c − W) y_i y_iᵀ to the matrix and nothing to the right-hand side: it pulls x_uᵀy_i towards 0
-/// harder than an unobserved pair when c > W. YᵀY is shared by all users (once per half-iteration); the per-user
-/// correction only touches the user's own videos, so a half-iteration costs O(nnz·f·cg + n·f²·cg) with CG,
-/// O(nnz·f² + n·f³) with the exact Cholesky path. The kernels are in ALSKernels.swift.
+/// harder than an unobserved pair when c > W. B = W·YᵀY + λI is shared by all users (once per half-iteration); the
+/// per-user correction only touches the user's own videos. Three ways to solve a row (ALSKernels.swift):
+///   - CG from the current factors: O(cg·(f² + n_u·f)) — the B·v product is the f² part;
+///   - direct, for short rows: Woodbury through B⁻¹ (rows B⁻¹y_i computed once per half-iteration), an
+///     n_u × n_u system, O(n_u²·f + n_u³), exact;
+///   - Cholesky of the f × f matrix, O(n_u·f² + f³), exact: `cgSteps` 0, and cold fold-in rows that are not short.
 public struct ALSConfig: Sendable, Equatable {
     public var factors = 64
     public var iterations = 15
@@ -27,7 +30,8 @@ public struct ALSConfig: Sendable, Equatable {
     /// Conjugate-gradient steps per row, warm-started from the previous factors; 0 = exact (Cholesky) solve.
     public var cgSteps = 3
     /// Rows with so few entries that an exact solve through the shared B⁻¹ costs less than the CG steps get that
-    /// exact solve instead (when enough of them pay for Y·B⁻¹, once per half-iteration); false = CG for every row.
+    /// exact solve instead: in training when enough of them pay for B⁻¹Y (once per half-iteration), in fold-in
+    /// through a `FoldInPlan`. false = CG for every row, as implicit.
     public var directSolves = true
     public var threads = 0
     public var seed: UInt64 = 42
@@ -70,15 +74,18 @@ public enum ALS {
     /// in place (the current rows are the CG warm start).
     static func solve(_ target: inout Matrix, fixed: Matrix, rows: SparseRows, config: ALSConfig, threads: Int) {
         let side = FixedSide(fixed, gram: gramian(fixed, threads: threads), config: config)
-        solveRows(&target, side: side, rows: rows, config: config, coldExact: false, threads: threads)
+        solveRows(&target, side: side, rows: rows, config: config, coldExact: false, mayPrepareDirect: true,
+                  threads: threads)
     }
 
     /// One least-squares solve per row of `rows` (users × videos, values as in `fit`) against the fixed `videos`,
     /// with `gram` = `gramian(videos)`: the hourly fold-in. Row k of the result is row k of `rows`. A row of
     /// `initial` warm-starts CG (`config.cgSteps` steps, as in training); a row with no start (nil, or all zeros:
-    /// a user the model has not seen) gets an exact solve, as does every row when `config.cgSteps` is 0. Short rows
-    /// may be solved exactly either way (`ALSConfig.directSolves`). A row with no entries gets zeros. `threads` ≤ 0
-    /// means all cores; with 1 it runs on the calling thread. Called per block of users, prefer `FoldInPlan`.
+    /// a user the model has not seen) gets an exact solve (Cholesky), as does every row when `config.cgSteps` is 0. A
+    /// row with no entries gets zeros. A row's result depends only on the row, its start and the videos, never on
+    /// the other rows of the call or `threads`. `threads` ≤ 0 means all cores; with 1 it runs on the calling thread.
+    /// Many calls against the same videos (the refresh's blocks): prefer a `FoldInPlan`, which also solves short
+    /// rows directly.
     public static func foldIn(_ rows: SparseRows, videos: Matrix, gram: [Float], config: ALSConfig, initial: Matrix? = nil,
                               threads: Int) -> Matrix {
         precondition(gram.count == videos.cols * videos.cols,
@@ -99,20 +106,23 @@ public enum ALS {
         let shapeOK = initial.map { $0.rows == rows.rows && $0.cols == f } ?? true
         precondition(shapeOK, "ALS.foldIn: initial must be \(rows.rows) × \(f)")
         var out = initial ?? Matrix(rows: rows.rows, cols: f)
-        solveRows(&out, side: side, rows: rows, config: config, coldExact: true, threads: effectiveThreads(threads))
+        solveRows(&out, side: side, rows: rows, config: config, coldExact: true, mayPrepareDirect: false,
+                  threads: effectiveThreads(threads))
         return out
     }
 
     /// Solves every row of `rows` into `target` (in place) against a prepared fixed side. Short rows go to the
-    /// direct solve when the side has its [y | B⁻¹y] rows, or when their savings pay for computing them here.
+    /// direct solve when the side has its [y | B⁻¹y] rows, or, with `mayPrepareDirect` (a training half-iteration,
+    /// where `rows` is the whole side), when their savings pay for computing them here. Fold-in never decides that
+    /// per call: a row's path, hence its rounding, would then depend on which block it came in.
     static func solveRows(_ target: inout Matrix, side: FixedSide, rows: SparseRows, config: ALSConfig, coldExact: Bool,
-                          threads: Int) {
+                          mayPrepareDirect: Bool, threads: Int) {
         let f = side.y.cols
         precondition(target.rows == rows.rows && target.cols == f && side.y.rows == rows.cols, "ALS: shapes do not match")
         if rows.rows == 0 { return }
         var side = side
         let (warm, cold) = directThresholds(f: f, cgSteps: config.cgSteps)
-        if side.yz.isEmpty && config.directSolves && config.cgSteps > 0 {
+        if side.yz.isEmpty && mayPrepareDirect && config.directSolves && config.cgSteps > 0 {
             var savings = 0
             rows.offsets.withUnsafeBufferPointer { off in
                 target.values.withUnsafeBufferPointer { x in
@@ -126,8 +136,8 @@ public enum ALS {
                     }
                 }
             }
-            // [y | B⁻¹y] costs one B⁻¹·y per fixed row.
-            if savings > side.y.rows * f * f { side.prepareDirect(threads: threads) }
+            // [y | B⁻¹y] costs B⁻¹ (f³, Double) and one B⁻¹·y per fixed row.
+            if savings > 2 * f * f * f + side.y.rows * f * f { side.prepareDirect(threads: threads) }
         }
         let chunks = balancedChunks(rows, f: f, threads: threads)
         let maxRow = rows.maxRowLength
@@ -226,7 +236,7 @@ public enum ALS {
                     while r0 < end {
                         let n = min(blockRows, end - r0)
                         // Pack n rows at stride fp (the padding columns stay 0).
-                        for k in 0..<n { (pack + k * fp).update(from: src.p + (r0 + k) * f, count: f) }
+                        for k in 0..<n { Kernels.copy(src.p + (r0 + k) * f, pack + k * fp, f) }
                         Kernels.gramianBlock(pack, n, fp, acc)
                         r0 += n
                     }
@@ -340,31 +350,44 @@ struct FixedSide: Sendable {
         self.yz = yz
     }
 
-    /// A⁻¹ for a symmetric positive definite f × f A (Double): A = L Lᵀ, then L Lᵀ h_j = e_j column by column
-    /// (f³, once per half-iteration).
+    /// A⁻¹ for a symmetric positive definite f × f A (Double): A = L Lᵀ (lower, row-major), then L Lᵀ h = e_j for
+    /// each column j, solved in place in row j of the result (A⁻¹ is symmetric), the solves as row dots.
     static func spdInverse(_ a: [Double], _ f: Int) -> [Double] {
         var l = a
-        for i in 0..<f {
-            for j in 0...i {
-                var s = l[i * f + j]
-                for k in 0..<j { s -= l[i * f + k] * l[j * f + k] }
-                l[i * f + j] = i == j ? max(s, 1e-300).squareRoot() : s / l[j * f + j]
+        var h = [Double](repeating: 0, count: f * f)
+        l.withUnsafeMutableBufferPointer { lb in
+            h.withUnsafeMutableBufferPointer { hb in
+                let l = lb.baseAddress!, h = hb.baseAddress!
+                for i in 0..<f {
+                    let li = l + i * f
+                    for j in 0..<i {
+                        let lj = l + j * f
+                        li[j] = (li[j] - Kernels.dot(UnsafePointer(li), UnsafePointer(lj), j)) / lj[j]
+                    }
+                    li[i] = max(li[i] - Kernels.dot(UnsafePointer(li), UnsafePointer(li), i), 1e-300).squareRoot()
+                }
+                // Lᵀ's rows are L's columns: keep a transposed copy so the backward solve is row dots too.
+                let lt = UnsafeMutablePointer<Double>.allocate(capacity: f * f)
+                defer { lt.deallocate() }
+                lt.initialize(repeating: 0, count: f * f)
+                for i in 0..<f { for k in 0...i { lt[k * f + i] = l[i * f + k] } }
+                let z = UnsafeMutablePointer<Double>.allocate(capacity: f)
+                defer { z.deallocate() }
+                for j in 0..<f {
+                    // L z = e_j (z is 0 before j), then Lᵀ h_j = z.
+                    for i in 0..<f {
+                        let li = l + i * f
+                        z[i] = i < j ? 0 : ((i == j ? 1 : 0) - Kernels.dot(UnsafePointer(li + j), UnsafePointer(z + j), i - j)) / li[i]
+                    }
+                    let hj = h + j * f
+                    for i in stride(from: f - 1, through: 0, by: -1) {
+                        let ti = lt + i * f
+                        hj[i] = (z[i] - Kernels.dot(UnsafePointer(ti + i + 1), UnsafePointer(hj + i + 1), f - i - 1)) / ti[i]
+                    }
+                }
+                for i in 0..<f { for j in 0..<i { let s = (h[i * f + j] + h[j * f + i]) / 2; h[i * f + j] = s; h[j * f + i] = s } }
             }
         }
-        var h = [Double](repeating: 0, count: f * f), z = [Double](repeating: 0, count: f)
-        for col in 0..<f {
-            for i in 0..<f {
-                var s = i == col ? 1.0 : 0.0
-                for k in 0..<i { s -= l[i * f + k] * z[k] }
-                z[i] = s / l[i * f + i]
-            }
-            for i in stride(from: f - 1, through: 0, by: -1) {
-                var s = z[i]
-                for k in (i + 1)..<max(i + 1, f) { s -= l[k * f + i] * h[k * f + col] }
-                h[i * f + col] = s / l[i * f + i]
-            }
-        }
-        for i in 0..<f { for j in 0..<i { let s = (h[i * f + j] + h[j * f + i]) / 2; h[i * f + j] = s; h[j * f + i] = s } }
         return h
     }
 }

@@ -31,8 +31,7 @@ struct ALSProblem: @unchecked Sendable {
 
 /// Per-thread scratch and the per-row solve. Buffers are sized once per call from the longest row.
 final class RowSolver {
-    /// Rows up to this many entries are copied into a contiguous block before CG: the first pass gathers (many
-    /// independent loads in flight), the later passes stream from L1/L2. Longer rows are read in place.
+    /// Rows up to this many entries are gathered into the block once per solve; longer ones window by window.
     static let gatherLimit = 2048
 
     let f: Int
@@ -124,18 +123,33 @@ final class RowSolver {
         Kernels.combine(UnsafePointer(zrows), kd, n, into: x, f)
     }
 
-    /// Points `rows[k]` at y_{cols[k]}: into a contiguous copy when the row is short enough, else in place.
+    /// Copies y_{cols[k]} for k < n into the contiguous block and points `rows[k]` at the copies: independent
+    /// loads, many cache misses in flight (the dot-then-axpy passes would wait on each row in turn), and the later
+    /// passes then stream from L1/L2.
     @inline(__always)
     func gather(_ cols: UnsafePointer<Int32>, _ n: Int, _ q: ALSProblem) {
         let f = q.f
-        if n <= RowSolver.gatherLimit {
-            for k in 0..<n {
-                let dst = block + k * f
-                Kernels.copy(q.y + Int(cols[k]) * f, dst, f)
-                rows[k] = UnsafePointer(dst)
-            }
-        } else {
-            for k in 0..<n { rows[k] = q.y + Int(cols[k]) * f }
+        for k in 0..<n {
+            let dst = block + k * f
+            Kernels.copy(q.y + Int(cols[k]) * f, dst, f)
+            rows[k] = UnsafePointer(dst)
+        }
+    }
+
+    /// One pass of `Kernels.accumulate` over the row. A row longer than the block (a popular video) is gathered
+    /// and summed window by window, every pass; windows hold a multiple of 4 entries, so the sums group exactly as
+    /// in one sweep.
+    @inline(__always)
+    func pass(_ cols: UnsafePointer<Int32>, _ vals: UnsafePointer<Float>, _ n: Int, residual: Bool,
+              _ v: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ q: ALSProblem) {
+        let limit = RowSolver.gatherLimit
+        if n <= limit { Kernels.accumulate(rows, vals, n, w: q.w, residual: residual, v, into: out, q.f); return }
+        var k0 = 0
+        while k0 < n {
+            let m = min(limit, n - k0)
+            gather(cols + k0, m, q)
+            Kernels.accumulate(rows, vals + k0, m, w: q.w, residual: residual, v, into: out, q.f)
+            k0 += m
         }
     }
 
@@ -147,16 +161,16 @@ final class RowSolver {
     func conjugateGradient(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Int32>, _ vals: UnsafePointer<Float>,
                            _ n: Int, _ q: ALSProblem) {
         let f = q.f
-        gather(cols, n, q)
+        if n <= RowSolver.gatherLimit { gather(cols, n, q) }
         Kernels.symmetricMultiply(q.b, UnsafePointer(x), into: tmp, f)
         for j in 0..<f { r[j] = -tmp[j] }
-        Kernels.accumulate(rows, vals, n, w: q.w, residual: true, UnsafePointer(x), into: r, f)
+        pass(cols, vals, n, residual: true, UnsafePointer(x), into: r, q)
         p.update(from: r, count: f)
         var rsOld = Kernels.dot(r, r, f)
         for _ in 0..<q.cgSteps {
             if rsOld < 1e-20 { break }
             Kernels.symmetricMultiply(q.b, UnsafePointer(p), into: ap, f)
-            Kernels.accumulate(rows, vals, n, w: q.w, residual: false, UnsafePointer(p), into: ap, f)
+            pass(cols, vals, n, residual: false, UnsafePointer(p), into: ap, q)
             let pAp = Kernels.dot(p, ap, f)
             if !(pAp > 0) { break }
             let alpha = rsOld / pAp
@@ -245,8 +259,8 @@ final class RowSolver {
 }
 
 /// Vector kernels over raw pointers, 8 Float lanes at a time (portable x86-64 lowers SIMD8 to two SSE registers;
-/// `a * b + c` rather than `addingProduct`, which is a per-lane call there). Tails (f not a multiple of 8) are
-/// scalar.
+/// `a * b + c` rather than `addingProduct`, which is a per-lane call there; with -target-cpu haswell a fused
+/// `addingProduct` measured no faster than `a * b + c` on these kernels). Tails (f not a multiple of 8) are scalar.
 enum Kernels {
     typealias V8 = SIMD8<Float>
 

@@ -45,7 +45,9 @@ public struct SparseRows: Sendable {
 
     /// nil when the arrays form a canonical CSR matrix of `rows` × `cols`, else what is wrong (O(nnz)).
     public static func validate(rows: Int, cols: Int, offsets: [Int], columns: [Int32], values: [Float]) -> String? {
-        guard rows >= 0, cols >= 0, cols <= Int(Int32.max) else { return "SparseRows: bad shape \(rows) × \(cols)" }
+        guard rows >= 0, cols >= 0, rows <= Int(Int32.max), cols <= Int(Int32.max) else {
+            return "SparseRows: bad shape \(rows) × \(cols)"
+        }
         guard offsets.count == rows + 1 else {
             return "SparseRows: offsets has \(offsets.count) entries, expected rows + 1 = \(rows + 1)"
         }
@@ -84,7 +86,8 @@ public struct SparseRows: Sendable {
         let n = values.count
         precondition(rowIndices.count == n && colIndices.count == n,
                      "SparseRows: \(rowIndices.count) rows, \(colIndices.count) columns, \(n) values")
-        precondition(rows >= 0 && cols >= 0 && rows <= Int(Int32.max) && cols <= Int(Int32.max), "SparseRows: bad shape")
+        precondition(rows >= 0 && cols >= 0 && rows <= Int(Int32.max) && cols <= Int(Int32.max) && n <= Int(Int32.max),
+                     "SparseRows: bad shape \(rows) × \(cols) or more than 2³¹ − 1 entries")
         let badRow = rowIndices.firstIndex { $0 < 0 || Int($0) >= rows }
         precondition(badRow == nil, "SparseRows: row index \(badRow.map { rowIndices[$0] } ?? 0) outside 0..<\(rows)")
         let badCol = colIndices.firstIndex { $0 < 0 || Int($0) >= cols }

@@ -5,15 +5,16 @@ import HomefeedModels
 /// `homefeed-bench als`: weighted ALS seconds per iteration on the interaction file als_reference.py reads.
 ///
 ///     als --file TSV [--weighted] [--alpha A] [--factors F] [--iterations N] [--regularization L] [--cg S]
-///         [--no-direct] [--threads T] [--repeat R] [--fold-in-users U [--fold-in-entries E]]
+///         [--no-direct] [--threads T] [--repeat R] [--loss] [--fold-in-users U [--fold-in-entries E]]
 ///
 /// Lines are `user item [weight …]`, tab- or comma-separated, ids interned in order of first appearance and
 /// repeated pairs summed, as als_reference.py does; with `--weighted` the confidence is alpha × weight (implicit's
 /// `alpha * Cui`), else every line weighs 1. `--no-direct` runs CG on every row, like implicit (by default short rows
-/// get the exact direct solve when it is cheaper). `--fold-in-users` then times `ALS.foldIn` of U synthetic users
-/// with E entries each (videos drawn like the file's entries) against the fitted video factors: cold (exact solves),
-/// warm (CG from those solutions), and cold in blocks of 4096 with threads: 1 inside a parallel loop, as the refresh
-/// calls it, with and without a `FoldInPlan`.
+/// get the exact direct solve when it is cheaper). `--loss` adds one untimed fit printing the loss after each
+/// iteration (what the time per iteration buys). `--fold-in-users` then times `ALS.foldIn` of U synthetic users
+/// with E entries each (videos drawn like the file's entries) against the fitted video factors, in one call: cold
+/// (exact solves), warm (CG from those solutions), cold through a `FoldInPlan`; then cold in blocks of 4096 with
+/// threads: 1 inside a parallel loop, as the refresh calls it, without and with the plan.
 func benchALS(_ a: [String]) throws {
     guard let file = arg("file", a) else { throw HomefeedError("als: --file TSV is required") }
     let weighted = a.contains("--weighted")
@@ -36,6 +37,11 @@ func benchALS(_ a: [String]) throws {
         best = min(best, s)
     }
     print("bench als seconds_per_iteration=\(Format.fixed(best / Double(config.iterations), 4)) fit_seconds=\(Format.fixed(best, 3)) nnz=\(c.nnz) users=\(c.rows) items=\(c.cols) factors=\(config.factors) threads=\(config.threads) cg=\(config.cgSteps) direct=\(config.directSolves) weighted=\(weighted) alpha=\(alpha)")
+    if a.contains("--loss") {
+        var losses: [String] = []
+        _ = ALS.fit(c, config: config, trackLoss: true) { _, l in losses.append(Format.fixed(l, 1)) }
+        print("loss per iteration (direct=\(config.directSolves)): \(losses.joined(separator: " "))")
+    }
     let users = intArg("fold-in-users", a, 0)
     if users > 0, let model { benchFoldIn(model, c, users: users, entries: intArg("fold-in-entries", a, 20), config: config) }
 }
@@ -84,9 +90,12 @@ func benchFoldIn(_ model: ALSModel, _ c: SparseRows, users: Int, entries: Int, c
     t0 = TimeFormat.monotonic()
     let plan = FoldInPlan(videos: model.videos, gram: gram, config: config, threads: threads)
     let planSeconds = TimeFormat.monotonic() - t0
+    t0 = TimeFormat.monotonic()
+    _ = ALS.foldIn(rows, plan: plan, threads: threads)
+    let planColdSeconds = TimeFormat.monotonic() - t0
     let planBlockSeconds = perBlock(plan)
-    print("fold-in \(users) users × \(entries) entries (nnz \(rows.nnz)), \(config.factors) factors, \(threads) threads: gramian \(Format.fixed(gramSeconds, 3)) s, cold (exact) \(Format.fixed(coldSeconds, 2)) s, warm (\(config.cgSteps) CG steps) \(Format.fixed(warmSeconds, 2)) s (max |warm − cold| \(Format.fixed(drift, 6))); cold in blocks of \(block) with threads 1: \(Format.fixed(blockSeconds, 2)) s, with a FoldInPlan (built in \(Format.fixed(planSeconds, 2)) s) \(Format.fixed(planBlockSeconds, 2)) s")
-    print("bench als_foldin users=\(users) entries=\(entries) cold_seconds=\(Format.fixed(coldSeconds, 3)) warm_seconds=\(Format.fixed(warmSeconds, 3)) blocks_cold_seconds=\(Format.fixed(blockSeconds, 3)) plan_seconds=\(Format.fixed(planSeconds, 3)) plan_blocks_cold_seconds=\(Format.fixed(planBlockSeconds, 3)) gramian_seconds=\(Format.fixed(gramSeconds, 3)) threads=\(threads) direct=\(config.directSolves)")
+    print("fold-in \(users) users × \(entries) entries (nnz \(rows.nnz)), \(config.factors) factors, \(threads) threads: gramian \(Format.fixed(gramSeconds, 3)) s; one call: cold (exact) \(Format.fixed(coldSeconds, 2)) s, warm (\(config.cgSteps) CG steps) \(Format.fixed(warmSeconds, 2)) s (max |warm − cold| \(Format.fixed(drift, 6))); FoldInPlan built in \(Format.fixed(planSeconds, 2)) s, cold through it \(Format.fixed(planColdSeconds, 2)) s; cold in blocks of \(block) with threads 1: \(Format.fixed(blockSeconds, 2)) s, through the plan \(Format.fixed(planBlockSeconds, 2)) s")
+    print("bench als_foldin users=\(users) entries=\(entries) cold_seconds=\(Format.fixed(coldSeconds, 3)) warm_seconds=\(Format.fixed(warmSeconds, 3)) plan_seconds=\(Format.fixed(planSeconds, 3)) plan_cold_seconds=\(Format.fixed(planColdSeconds, 3)) blocks_cold_seconds=\(Format.fixed(blockSeconds, 3)) plan_blocks_cold_seconds=\(Format.fixed(planBlockSeconds, 3)) gramian_seconds=\(Format.fixed(gramSeconds, 3)) threads=\(threads) direct=\(config.directSolves)")
 }
 
 /// `user item [weight …]` lines → the confidence matrix (rows: users in order of first appearance) and the line

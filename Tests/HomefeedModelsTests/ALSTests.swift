@@ -190,13 +190,28 @@ func relativeError(_ got: ArraySlice<Float>, _ want: [Double]) -> Double {
             let limit = ALS.directThresholds(f: f, cgSteps: cg).warm
             if direct { #expect(limit >= 3, "f \(f): direct solves only up to \(limit) entries") }
             var x = Matrix(rows: 24, cols: f)
-            ALS.solveRows(&x, side: side, rows: c, config: config, coldExact: false, threads: 1)
+            ALS.solveRows(&x, side: side, rows: c, config: config, coldExact: false, mayPrepareDirect: false, threads: 1)
             for u in 0..<24 where !direct || c.offsets[u + 1] - c.offsets[u] <= limit {
                 let (a, b) = normalEquations(u, c, y, config)
                 let e = relativeError(x.row(u), solveDense(a, b))
                 #expect(e < (cg == 0 ? 1e-5 : direct ? 1e-4 : 1e-3), "cg \(cg) direct \(direct) row \(u): \(e)")
             }
         }
+    }
+
+    /// A row longer than the per-thread gather block (a popular video) is summed window by window: CG still
+    /// converges to the exact solution.
+    @Test func longRowsSolveAcrossGatherWindows() {
+        let n = RowSolver.gatherLimit + 700
+        let c = randomRows(rows: 1, cols: n, perRow: { _ in 3 * n }, seed: 13)
+        #expect(c.nnz > RowSolver.gatherLimit)
+        let y = randomMatrix(n, 4, seed: 14, scale: 0.2)
+        var config = ALSConfig(); config.factors = 4; config.cgSteps = 12; config.directSolves = false
+        var x = Matrix(rows: 1, cols: 4)
+        ALS.solveRows(&x, side: FixedSide(y, gram: ALS.gramian(y, threads: 1), config: config), rows: c, config: config,
+                      coldExact: false, mayPrepareDirect: false, threads: 1)
+        let (a, b) = normalEquations(0, c, y, config)
+        #expect(relativeError(x.row(0), solveDense(a, b)) < 1e-3)
     }
 
     /// A disliked video (−c: preference 0, confidence c) ends below a video the user never saw that their group
@@ -268,6 +283,24 @@ func relativeError(_ got: ArraySlice<Float>, _ want: [Double]) -> Double {
         let exactWarm = ALS.foldIn(c, videos: y, gram: gram, config: config, initial: start, threads: 1)
         for u in 0..<40 { #expect(relativeError(exactWarm.row(u), exact[u]) < 1e-5) }
 
+        // A row's result does not depend on the block it comes in (the refresh folds users in by blocks).
+        func rows(_ r: Range<Int>, of m: SparseRows) -> SparseRows {
+            let lo = m.offsets[r.lowerBound], hi = m.offsets[r.upperBound]
+            return SparseRows(rows: r.count, cols: m.cols, offsets: m.offsets[r.lowerBound...r.upperBound].map { $0 - lo },
+                              columns: Array(m.columns[lo..<hi]), values: Array(m.values[lo..<hi]))
+        }
+        config.cgSteps = 3
+        let half = Matrix(rows: 40, cols: f, values: (0..<(40 * f)).map { $0 < 20 * f ? 0 : start.values[$0] })
+        for p in [nil, plan] as [FoldInPlan?] {
+            func fold(_ r: Range<Int>) -> [Float] {
+                let initial = Matrix(rows: r.count, cols: f, values: Array(half.values[(r.lowerBound * f)..<(r.upperBound * f)]))
+                if let p { return ALS.foldIn(rows(r, of: c), plan: p, initial: initial, threads: 1).values }
+                return ALS.foldIn(rows(r, of: c), videos: y, gram: gram, config: config, initial: initial, threads: 1).values
+            }
+            #expect(fold(0..<40) == fold(0..<7) + fold(7..<33) + fold(33..<40), "plan \(p != nil)")
+        }
+
+        config.cgSteps = 0
         let empty = SparseRows(rows: 2, cols: 50, offsets: [0, 0, 1], columns: [3], values: [2])
         let e = ALS.foldIn(empty, videos: y, gram: gram, config: config, initial: Matrix(rows: 2, cols: f, repeating: 1), threads: 1)
         #expect(e.row(0).allSatisfy { $0 == 0 } && e.row(1).contains { $0 != 0 })
