@@ -261,10 +261,10 @@ final class RowSolver {
 /// Vector kernels over raw pointers, 8 Float lanes at a time (portable x86-64 lowers SIMD8 to two SSE registers;
 /// `a * b + c` rather than `addingProduct`, which is a per-lane call there; with -target-cpu haswell a fused
 /// `addingProduct` measured no faster than `a * b + c` on these kernels). Tails (f not a multiple of 8) are scalar.
-enum Kernels {
-    typealias V8 = SIMD8<Float>
+public enum Kernels {
+    @usableFromInline typealias V8 = SIMD8<Float>
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func load(_ p: UnsafePointer<Float>, _ i: Int) -> V8 {
         UnsafeRawPointer(p + i).loadUnaligned(as: V8.self)
     }
@@ -288,9 +288,9 @@ enum Kernels {
         while i < n { dst[i] = src[i]; i += 1 }
     }
 
-    /// Σ a_i b_i
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    /// Σ a_i b_i (public: the refresh's ranking scores x_u·y_v with it).
+    @inlinable @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         var s0 = V8(), s1 = V8()
         var i = 0
         while i + 16 <= n {

@@ -364,7 +364,7 @@ public enum Refresh {
                         for i in 0..<set.count {
                             let r = Int(rowOfVideo[Int(set.video(i))])
                             guard r >= 0 else { continue }
-                            let s = dot(xu, y + r * f, f)
+                            let s = Kernels.dot(xu, y + r * f, f)
                             lowest = min(lowest, s)
                             top.offer(score: s, video: set.video(i), candidate: Int32(i))
                         }
@@ -377,7 +377,7 @@ public enum Refresh {
                         let v = Int(set.video(i))
                         let r = Int(rowOfVideo[v])
                         guard r >= 0 else { features[3 * i] = .nan; continue }
-                        let (s, p, q) = (dot(xu, y + r * f, f), prior[v], blend(i))
+                        let (s, p, q) = (Kernels.dot(xu, y + r * f, f), prior[v], blend(i))
                         features[3 * i] = s; features[3 * i + 1] = p; features[3 * i + 2] = q
                         moments.0.add(s); moments.1.add(p); moments.2.add(q)
                     }
