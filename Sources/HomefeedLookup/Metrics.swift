@@ -104,6 +104,7 @@ public final class LookupMetrics: Sendable {
             o += "homefeed_served_version_age_seconds \(age)\n"
             o += "# TYPE homefeed_served_personalized_users gauge\nhomefeed_served_personalized_users \(st.version.metadata.counts.personalizedUsers)\n"
             o += "# TYPE homefeed_blocked_videos gauge\nhomefeed_blocked_videos \(st.blockedCount)\n"
+            o += "# HELP homefeed_served_segment_lists Cold-start segment lists in the served version.\n# TYPE homefeed_served_segment_lists gauge\nhomefeed_served_segment_lists \(st.segmentLists.count)\n"
         }
         o += "# TYPE homefeed_ready gauge\nhomefeed_ready \(state == nil ? 0 : 1)\n"
         o += "# TYPE homefeed_seen_memory_users gauge\nhomefeed_seen_memory_users \(seenUsers)\n"

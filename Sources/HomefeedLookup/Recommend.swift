@@ -27,12 +27,15 @@ struct RecommendationQuery {
     var language: String?
     var limit: Int
     var maxAgeSeconds: Int64?
+    /// Cold-start attributes (`age`, `gender`): with `region` and `lang` they pick an unknown user's segment list.
+    var age: AgeBucket?
+    var gender: SegmentGender?
     /// The decoded `exclude` value (comma-separated ids), resolved against the served version by `FilterTable`.
     var exclude: [UInt8] = []
 }
 
 extension LookupService {
-    /// Parses `region`, `lang`, `limit`, `exclude`, `max_age_hours`; unknown parameters are ignored.
+    /// Parses `region`, `lang`, `limit`, `exclude`, `max_age_hours`, `age`, `gender`; unknown parameters are ignored.
     /// Byte-level: a typical query (`limit=20`) allocates nothing.
     func parseQuery(_ q: UnsafeRawBufferPointer) -> Result<RecommendationQuery, HomefeedError> {
         var out = RecommendationQuery(limit: config.defaultLimit)
@@ -70,6 +73,16 @@ extension LookupService {
                     return .failure(HomefeedError("max_age_hours must be a positive number, got '\(text())'"))
                 }
                 out.maxAgeSeconds = Int64(h * 3600)
+            } else if equals(key, "age") {
+                guard let a = parseInt(value), a <= 130 else {
+                    return .failure(HomefeedError("age must be a whole number of years in 0...130 (0 = unknown), got '\(text())'"))
+                }
+                out.age = AgeBucket(age: a)
+            } else if equals(key, "gender") {
+                guard let g = SegmentGender(parsing: value) else {
+                    return .failure(HomefeedError("gender must be f, m, o or u (female, male, other, unknown; any case), got '\(text())'"))
+                }
+                out.gender = g
             } else if equals(key, "exclude") {
                 if !out.exclude.isEmpty { out.exclude.append(UInt8(ascii: ",")) }   // a repeated parameter adds ids
                 out.exclude.append(contentsOf: value)
@@ -88,7 +101,8 @@ extension LookupService {
     /// 3. Walk the user's list, keeping videos that pass every filter (available in the region, young enough,
     ///    not excluded, not blocked).
     /// 4. Top up from the fallback chain (region, language, global) while short of `limit`; unknown users are
-    ///    served from that chain alone.
+    ///    served from that chain alone, led by their cold-start segment's list when the request names `region`,
+    ///    `lang`, `age` and `gender` and the version has that segment.
     /// 5. Render JSON straight into the response buffer.
     func recommend(userID: UnsafeRawBufferPointer, query: UnsafeRawBufferPointer, _ response: inout HTTPResponse) {
         // 1.
@@ -146,13 +160,16 @@ extension LookupService {
                     if n < limit {
                         let language = q.language ?? view?.language
                         var chosen = view != nil
+                        // An unknown user who told region, language, age and gender: that segment's list first.
+                        let segment = view == nil ? st.segmentList(for: q) : nil
                         // The videos already taken, in a small open-addressing set on the stack: checking each
                         // top-up candidate against the list so far was O(limit) and dominated limit=100 requests.
                         let slots = 1 << (Int.bitWidth - (2 * limit).leadingZeroBitCount)   // power of two > 2·limit
                         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: slots) { buf in
                         var taken = VideoSet(buf)
                         for k in 0..<n { _ = taken.insert(videos[k]) }
-                        for (list, level) in [(st.regionLists[region.raw], LookupMetrics.Fallback.popularRegion),
+                        for (list, level) in [(segment, LookupMetrics.Fallback.segment),
+                                              (st.regionLists[region.raw], .popularRegion),
                                               (language.flatMap { st.languageLists[$0] }, .popularLanguage),
                                               (st.globalList, .popularGlobal)] where n < limit {
                             guard let list else { continue }
@@ -202,6 +219,17 @@ extension LookupService {
     }
 }
 
+
+extension ServingState {
+    /// The list of the segment the query names (`region`, `lang`, `age`, `gender`: all four), or nil. The key is
+    /// packed from the query's values on the stack: one hash lookup, no allocation.
+    @inline(__always)
+    func segmentList(for q: RecommendationQuery) -> RecommendationList? {
+        guard !segmentLists.isEmpty, let r = q.region, let l = q.language, let a = q.age, let g = q.gender,
+              let key = UserSegment.Key(country: r, language: l, age: a, gender: g) else { return nil }
+        return segmentLists[key]
+    }
+}
 
 /// A set of video indices over caller-provided slots (a power of two, more than twice the elements), linear probing.
 struct VideoSet {

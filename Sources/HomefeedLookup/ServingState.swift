@@ -11,6 +11,8 @@ public final class ServingState: Sendable {
     let regionLists: [UInt16: RecommendationList]
     let languageLists: [String: RecommendationList]
     let globalList: RecommendationList?
+    /// Cold-start segment lists, by the packed segment (hashing it touches no String storage).
+    let segmentLists: [UserSegment.Key: RecommendationList]
     /// Pre-rendered `"version":"…","generated_at":"…","as_of":"…"` for responses.
     let versionJSON: [UInt8]
     /// Wall clock when this state was opened and the version's own times, for video age.
@@ -27,15 +29,18 @@ public final class ServingState: Sendable {
         blockedCount = n
         filter = FilterTable(videos: version.videos, blocked: blocked)
         var regions: [UInt16: RecommendationList] = [:], languages: [String: RecommendationList] = [:]
+        var segments: [UserSegment.Key: RecommendationList] = [:]
         for (scope, code, list) in version.popularLists {
             switch scope {
             case .region: if let c = CountryCode(code) { regions[c.raw] = list }
             case .language: languages[code] = list
-            default: break
+            case .segment: if let key = UserSegment(code: code)?.key { segments[key] = list }
+            case .global: break
             }
         }
         regionLists = regions
         languageLists = languages
+        segmentLists = segments
         globalList = version.popularList(.global)
         asOf = version.metadata.asOf
         createdAt = version.metadata.createdAt

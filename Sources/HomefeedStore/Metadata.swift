@@ -9,7 +9,10 @@ public struct RunMetadata: Codable, Sendable, Equatable {
         /// Users whose list the MF model ranked (the others had no MF signal: popularity ranked theirs).
         public var mfUsers = 0
         public var meanListLength = 0.0
+        /// Fallback lists by region, language and global (`PG`, `PR…`, `PL…`).
         public var popularLists = 0
+        /// Cold-start segment lists (`PS…`, `UserSegment`); not in `popularLists`. See `VersionBuilder.segmentListsWritten`.
+        public var segmentLists = 0
         public var badRows = 0
         public init() {}
 
@@ -20,7 +23,7 @@ public struct RunMetadata: Codable, Sendable, Equatable {
             users = try get(.users, 0); videos = try get(.videos, 0); interactions = try get(.interactions, 0)
             activeUsers = try get(.activeUsers, 0); personalizedUsers = try get(.personalizedUsers, 0)
             mfUsers = try get(.mfUsers, 0); meanListLength = try get(.meanListLength, 0.0)
-            popularLists = try get(.popularLists, 0); badRows = try get(.badRows, 0)
+            popularLists = try get(.popularLists, 0); segmentLists = try get(.segmentLists, 0); badRows = try get(.badRows, 0)
         }
     }
     public struct Stage: Codable, Sendable, Equatable {

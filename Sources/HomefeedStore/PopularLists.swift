@@ -7,3 +7,19 @@ extension StoreVersion {
         }
     }
 }
+
+extension StoreVersion {
+    /// The version's cold-start segment lists (`PS` + `UserSegment.code`), in key order. A `PS` key whose code does
+    /// not parse (no writer of this build makes one) is left out.
+    public var segmentLists: [(segment: UserSegment, list: RecommendationList)] {
+        popularLists.compactMap { p in
+            guard p.scope == .segment, let s = UserSegment(code: p.code) else { return nil }
+            return (s, p.list)
+        }
+    }
+
+    /// The list of one segment, or nil.
+    public func segmentList(_ segment: UserSegment) -> RecommendationList? {
+        popularList(.segment, segment.code)
+    }
+}

@@ -40,9 +40,31 @@ public final class VersionBuilder {
         }
     }
 
+    /// Lists written by `writePopular`: region, language and global ones, and segment ones (`PS`).
+    public private(set) var popularListsWritten = 0
+    public private(set) var segmentListsWritten = 0
+    private var popularWritten = false
+
+    /// Writes every fallback list of the version — global, region, language and cold-start segment lists — in one
+    /// call (they share one SST). A segment list's code must be a `UserSegment.code` exactly as `code` spells it
+    /// (that is the key the daemon looks up); a key given twice is refused.
     public func writePopular(_ lists: [(scope: PopularScope, code: String, list: RecommendationList)]) throws {
+        guard !popularWritten else {
+            throw HomefeedError("writePopular called twice for \(name): pass every popular and segment list in one call")
+        }
+        for l in lists where l.scope == .segment {
+            guard let s = UserSegment(code: l.code), s.code == l.code else {
+                throw HomefeedError("segment list code '\(l.code)' is not a segment code (COUNTRY.LANGUAGE.AGE.GENDER as UserSegment.code writes it, e.g. US.en.25-34.f)")
+            }
+        }
         let entries = lists.map { (StoreKey.popular($0.scope, $0.code), ListCodec.encode($0.list)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        for (a, b) in zip(entries, entries.dropFirst()) where a.0 == b.0 {
+            throw HomefeedError("popular list key '\(String(decoding: a.0, as: UTF8.self))' given twice")
+        }
         try writeSST("popular.sst", entries)
+        popularWritten = true
+        segmentListsWritten = lists.count { $0.scope == .segment }
+        popularListsWritten = lists.count - segmentListsWritten
     }
 
     public func writeVideos(_ records: [VideoRecord]) throws {
