@@ -79,6 +79,59 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var threads = 0
         public init() {}
     }
+    /// The two-tower model (docs/MODELS.md): feature encoders, training, retrieval. Trained with MF by `train`.
+    public struct TwoTower: Sendable, Equatable, Codable {
+        /// false: no two-tower model is trained or used (MF and popularity only).
+        public var enabled = true
+        /// Embedding width of every input field; the towers' hidden layer; the output embedding.
+        public var fieldDim = 32
+        public var hidden = 128
+        public var output = 32
+        /// Hash buckets of the id fields (users, videos, history) and of the token fields (title, tags, queries, channel).
+        public var idBuckets = 262_144
+        public var tokenBuckets = 65_536
+        /// History bags: the newest N relevant videos, the video r places back weighted 0.5^(r / history_half_rank).
+        public var historyLength = 50
+        public var historyHalfRank = 10.0
+        /// Training: passes over the examples (early stopping may end sooner), examples per batch, Adam step,
+        /// softmax temperature, shared random negatives per batch, epochs without validation gain before stopping.
+        public var epochs = 12
+        public var batchSize = 512
+        public var learningRate = 0.002
+        public var temperature = 0.05
+        public var randomNegatives = 256
+        public var patience = 2
+        /// Share of the examples held out for early stopping; at most max_examples examples per epoch (0 = all).
+        public var validationFraction = 0.05
+        public var maxExamples = 0
+        public var seed = 42
+        /// Worker threads for training; 0 = all cores.
+        public var threads = 0
+        public init() {}
+    }
+    /// The ranking stage: merged candidates scored by a learned ranker, then a diversity re-rank.
+    public struct Rank: Sendable, Equatable, Codable {
+        /// "learned": the ranker `train` fits on held-out interactions (MF + two-tower scores, source ranks,
+        /// popularity, freshness, language match); "mf": the MF score (+ its tuned popularity terms).
+        public var ranker = "learned"
+        /// The ranker is fitted on this fraction of each user's interactions, held out from models trained on the rest,
+        /// for at most ranker_users users.
+        public var rankerValidationFraction = 0.1
+        public var rankerUsers = 20_000
+        /// Fresh uploads: videos published within fresh_hours of --now join the candidates (fresh_candidates at most).
+        public var freshHours = 72.0
+        public var freshCandidates = 200
+        /// Two-tower candidates per user (0 = refresh.candidates_per_source).
+        public var twoTowerCandidates = 0
+        /// Diversity: at most max_per_channel videos of one channel per list, at most max_channel_run in a row, and one
+        /// video per near-duplicate title (0 = no cap; false = keep duplicates).
+        public var maxPerChannel = 10
+        public var maxChannelRun = 2
+        public var dropNearDuplicates = true
+        /// Cold start: segments (country × language × age bucket × gender) with at least this many users get a list.
+        public var segmentMinUsers = 20
+        public init() {}
+    }
     public struct Store: Sendable, Equatable, Codable {
         /// Published versions kept on disk (the served and a pinned one are never deleted).
         public var keepVersions = 5
@@ -113,6 +166,8 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
     public var data = Data()
     public var refresh = Refresh()
     public var mf = MF()
+    public var twoTower = TwoTower()
+    public var rank = Rank()
     public var store = Store()
     public var lookupd = Lookupd()
 
@@ -129,6 +184,13 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "mf.dislike_weight", "mf.recent_boost", "mf.recent_half_rank", "mf.popularity_weight", "mf.trending_weight", "mf.tune", "mf.tune_max_pairs", "mf.tune_split",
         "mf.validation_fraction", "mf.retrieval", "mf.ivf_min_videos", "mf.ivf_cells", "mf.ivf_probe", "mf.keep_models",
         "mf.seed", "mf.threads",
+        "two_tower.enabled", "two_tower.field_dim", "two_tower.hidden", "two_tower.output", "two_tower.id_buckets",
+        "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.epochs",
+        "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
+        "two_tower.patience", "two_tower.validation_fraction", "two_tower.max_examples", "two_tower.seed", "two_tower.threads",
+        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.fresh_hours", "rank.fresh_candidates",
+        "rank.two_tower_candidates", "rank.max_per_channel", "rank.max_channel_run", "rank.drop_near_duplicates",
+        "rank.segment_min_users",
         "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
         "lookupd.listen", "lookupd.threads", "lookupd.max_header_bytes", "lookupd.max_body_bytes",
         "lookupd.max_connections", "lookupd.idle_timeout_seconds", "lookupd.default_limit", "lookupd.max_limit",
@@ -180,6 +242,34 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("mf.keep_models", &mf.keepModels)
         try file.int("mf.seed", &mf.seed)
         try file.int("mf.threads", &mf.threads)
+        try file.bool("two_tower.enabled", &twoTower.enabled)
+        try file.int("two_tower.field_dim", &twoTower.fieldDim)
+        try file.int("two_tower.hidden", &twoTower.hidden)
+        try file.int("two_tower.output", &twoTower.output)
+        try file.int("two_tower.id_buckets", &twoTower.idBuckets)
+        try file.int("two_tower.token_buckets", &twoTower.tokenBuckets)
+        try file.int("two_tower.history_length", &twoTower.historyLength)
+        try file.double("two_tower.history_half_rank", &twoTower.historyHalfRank)
+        try file.int("two_tower.epochs", &twoTower.epochs)
+        try file.int("two_tower.batch_size", &twoTower.batchSize)
+        try file.double("two_tower.learning_rate", &twoTower.learningRate)
+        try file.double("two_tower.temperature", &twoTower.temperature)
+        try file.int("two_tower.random_negatives", &twoTower.randomNegatives)
+        try file.int("two_tower.patience", &twoTower.patience)
+        try file.double("two_tower.validation_fraction", &twoTower.validationFraction)
+        try file.int("two_tower.max_examples", &twoTower.maxExamples)
+        try file.int("two_tower.seed", &twoTower.seed)
+        try file.int("two_tower.threads", &twoTower.threads)
+        file.string("rank.ranker", &rank.ranker)
+        try file.double("rank.ranker_validation_fraction", &rank.rankerValidationFraction)
+        try file.int("rank.ranker_users", &rank.rankerUsers)
+        try file.double("rank.fresh_hours", &rank.freshHours)
+        try file.int("rank.fresh_candidates", &rank.freshCandidates)
+        try file.int("rank.two_tower_candidates", &rank.twoTowerCandidates)
+        try file.int("rank.max_per_channel", &rank.maxPerChannel)
+        try file.int("rank.max_channel_run", &rank.maxChannelRun)
+        try file.bool("rank.drop_near_duplicates", &rank.dropNearDuplicates)
+        try file.int("rank.segment_min_users", &rank.segmentMinUsers)
         try file.int("store.keep_versions", &store.keepVersions)
         try file.double("store.guard_max_drop", &store.guardMaxDrop)
         try file.int("store.block_cache_mb", &store.blockCacheMB)
@@ -235,6 +325,19 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(mf.ivfCells >= 0 && mf.ivfProbe >= 0 && mf.ivfMinVideos >= 0, "mf.ivf_* must be ≥ 0")
         try check(mf.keepModels >= 1, "mf.keep_models must be ≥ 1")
         try check(mf.threads >= 0, "mf.threads must be ≥ 0")
+        try check([twoTower.fieldDim, twoTower.hidden, twoTower.output, twoTower.idBuckets, twoTower.tokenBuckets,
+                   twoTower.historyLength, twoTower.epochs, twoTower.batchSize].allSatisfy { $0 >= 1 },
+                  "two_tower.field_dim, hidden, output, *_buckets, history_length, epochs, batch_size must be ≥ 1")
+        try check(twoTower.learningRate > 0 && twoTower.temperature > 0 && twoTower.historyHalfRank > 0,
+                  "two_tower.learning_rate, temperature, history_half_rank must be > 0")
+        try check(twoTower.randomNegatives >= 0 && twoTower.patience >= 0 && twoTower.maxExamples >= 0 && twoTower.threads >= 0,
+                  "two_tower.random_negatives, patience, max_examples, threads must be ≥ 0")
+        try check(twoTower.validationFraction > 0 && twoTower.validationFraction < 1, "two_tower.validation_fraction must be in (0, 1)")
+        try check(["learned", "mf"].contains(rank.ranker), "rank.ranker must be learned or mf (got '\(rank.ranker)')")
+        try check(rank.rankerValidationFraction > 0 && rank.rankerValidationFraction < 1, "rank.ranker_validation_fraction must be in (0, 1)")
+        try check([rank.rankerUsers, rank.freshCandidates, rank.twoTowerCandidates, rank.maxPerChannel, rank.maxChannelRun,
+                   rank.segmentMinUsers].allSatisfy { $0 >= 0 } && rank.freshHours >= 0,
+                  "rank.ranker_users, fresh_*, two_tower_candidates, max_*, segment_min_users must be ≥ 0")
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
         try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
         try check((0...1024).contains(lookupd.threads), "lookupd.threads (--threads) must be in 0...1024 (0 = all cores)")

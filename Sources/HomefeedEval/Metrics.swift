@@ -449,6 +449,24 @@ public struct EvalReport: Codable, Sendable, Equatable {
     public var seenInTrainRecommended = 0
     /// One entry per cut-off, ascending k.
     public var metrics: [AtK] = []
+    /// How far fresh videos reach (set by the caller that knows which videos are fresh).
+    public var fresh: FreshReach?
+
+    /// Fresh videos — published within the freshness window of the split's as-of time, so no model trained on
+    /// interactions knows them — in the lists' top k: how many distinct ones appear (reach), and how many of the
+    /// held-out relevant (user, fresh video) pairs the lists hit (recall).
+    public struct FreshReach: Codable, Sendable, Equatable {
+        public var k: Int
+        public var videos: Int
+        public var reached: Int
+        public var truthPairs: Int
+        public var hits: Int
+        public var reach: Double { videos > 0 ? Double(reached) / Double(videos) : 0 }
+        public var recall: Double { truthPairs > 0 ? Double(hits) / Double(truthPairs) : 0 }
+        public init(k: Int, videos: Int, reached: Int, truthPairs: Int, hits: Int) {
+            self.k = k; self.videos = videos; self.reached = reached; self.truthPairs = truthPairs; self.hits = hits
+        }
+    }
 
     public init(label: String = "") { self.label = label }
 
@@ -503,6 +521,10 @@ public struct EvalReport: Codable, Sendable, Equatable {
             for m in metrics {
                 lines.append(pad("\(m.k)", 5) + [m.precisionStrict, m.recallStrict, m.mapStrict, m.ndcg].map(num).joined())
             }
+        }
+        if let f = fresh {
+            lines.append("fresh videos (\(f.videos)): \(f.reached) in some top \(f.k) (reach \(Format.fixed(f.reach, 4))); "
+                + "\(f.hits) of \(f.truthPairs) held-out relevant pairs hit (recall@\(f.k) \(Format.fixed(f.recall, 4)))")
         }
         if usersWithDuplicateItems > 0 || seenInTrainRecommended > 0 {
             lines.append("warning: \(usersWithDuplicateItems) lists with duplicate videos, "

@@ -146,7 +146,7 @@ public enum Holdout {
 
     /// Per-user time split: each user's last `testFraction` of interactions by timestamp (ties by file order) are
     /// test, the rest train.
-    public static func timeSplit(_ data: Dataset, testFraction: Double,
+    public static func timeSplit(_ data: Dataset, testFraction: Double, coldUsers: Double = 0, seed: UInt64 = 0,
                                  options: TestSetOptions = TestSetOptions()) throws -> HoldoutSplit {
         try check(testFraction)
         var order: [Int32] = []
@@ -158,7 +158,8 @@ public enum Holdout {
             if hi == lo { continue }
             // order is file order within a user; sort by (timestamp, file position).
             order[lo..<hi].sort { a, b in ts[Int(a)] < ts[Int(b)] || (ts[Int(a)] == ts[Int(b)] && a < b) }
-            for k in (lo + trainCount(hi - lo, testFraction: testFraction))..<hi { isTest[Int(order[k])] = true }
+            let kept = isCold(data, u, fraction: coldUsers, seed: seed) ? 0 : trainCount(hi - lo, testFraction: testFraction)
+            for k in (lo + kept)..<hi { isTest[Int(order[k])] = true }
         }
         var stats = SplitStats(method: "time", testFraction: testFraction, seed: nil, options: options)
         return split(data, isTest: isTest, stats: &stats, options: options)
@@ -168,7 +169,7 @@ public enum Holdout {
     /// of them is test. The draw of a user depends only on `seed`, the user's id and their interactions in file
     /// order (a `SeededRandom` seeded with FNV-1a 64 of the id; recipe in docs/EVALUATION.md): reproducible across
     /// runs and machines, and unaffected by other users.
-    public static func randomSplit(_ data: Dataset, testFraction: Double, seed: UInt64,
+    public static func randomSplit(_ data: Dataset, testFraction: Double, seed: UInt64, coldUsers: Double = 0,
                                    options: TestSetOptions = TestSetOptions()) throws -> HoldoutSplit {
         try check(testFraction)
         var order: [Int32] = []
@@ -187,7 +188,8 @@ public enum Holdout {
                 order.swapAt(i, j)
                 i -= 1
             }
-            for k in (lo + trainCount(hi - lo, testFraction: testFraction))..<hi { isTest[Int(order[k])] = true }
+            let kept = isCold(data, u, fraction: coldUsers, seed: seed) ? 0 : trainCount(hi - lo, testFraction: testFraction)
+            for k in (lo + kept)..<hi { isTest[Int(order[k])] = true }
         }
         var stats = SplitStats(method: "random", testFraction: testFraction, seed: seed, options: options)
         return split(data, isTest: isTest, stats: &stats, options: options)
@@ -224,6 +226,14 @@ public enum Holdout {
     }
 
     // MARK: - Shared steps
+
+    /// Whether user u is held out whole (every interaction test: a cold-start user) — a seeded `fraction` of the
+    /// users, chosen by a stable hash of the id.
+    static func isCold(_ data: Dataset, _ u: Int, fraction: Double, seed: UInt64) -> Bool {
+        guard fraction > 0 else { return false }
+        let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0, seed: StableHash.mix64(seed ^ 0xC01D)) }
+        return Double(h >> 11) / Double(1 << 53) < fraction
+    }
 
     static func check(_ f: Double) throws {
         guard f > 0 && f < 1 else { throw HomefeedError("test fraction must be in (0, 1), got \(f)") }

@@ -18,20 +18,11 @@ final class MFSource: Sendable {
     let rowOfUser: [Int32]
     let gram: [Float]
     let builder: ConfidenceBuilder
-    let index: Index
-    let probe: Int
-    /// How retrieval runs (and, for IVF, its measured recall), for the run metadata.
-    let retrieval: RetrievalInfo
+    let index: CandidateIndex
+    var retrieval: RetrievalInfo { index.info }
     /// The ranking's weights next to the MF score (`[mf] popularity_weight`, `trending_weight`, as tuned).
     var popularityWeight: Float { Float(model.info.mf.popularityWeight) }
     var trendingWeight: Float { Float(model.info.mf.trendingWeight) }
-    /// The popularity prior of each dataset video: log(1 + its engagements (watches, likes, shares, comments)).
-    let prior: [Float]
-
-    enum Index: Sendable {
-        case exact(ExactIndex)
-        case ivf(IVFIndex)
-    }
 
     init(model: MFModel, data: Dataset, config: HomefeedConfig, threads: Int) {
         self.model = model
@@ -47,45 +38,16 @@ final class MFSource: Sendable {
         }
         self.rowOfVideo = rowOfVideo; self.videoOfRow = videoOfRow; self.rowOfUser = rowOfUser
         gram = ALS.gramian(model.videos, threads: threads)
-        var engagements = [Float](repeating: 0, count: data.videos.count)
-        for i in 0..<data.interactions.count where data.interactions.video[i] >= 0 {
-            switch data.interactions.event[i] {
-            case .watch, .like, .share, .comment: engagements[Int(data.interactions.video[i])] += 1
-            default: break
-            }
-        }
-        prior = engagements.map { log1p($0) }
         // Fold-in uses the model's own settings (alpha, weights, recency), so serving sees what training saw.
         builder = ConfidenceBuilder(mf: model.info.mf, watchFraction: config.data.relevanceWatchFraction)
         let eligible = (0..<Int32(videoOfRow.count)).filter { videoOfRow[Int($0)] >= 0 }
-        var retrieval = RetrievalInfo()
-        let mf = config.mf
-        if mf.retrieval == "ivf" || (mf.retrieval == "auto" && eligible.count >= mf.ivfMinVideos) {
-            let cells = mf.ivfCells > 0 ? mf.ivfCells : IVFIndex.defaultCells(itemCount: eligible.count)
-            let ivf = IVFIndex.build(items: model.videos, eligible: eligible, cells: cells,
-                                     seed: UInt64(truncatingIfNeeded: mf.seed), threads: threads)
-            index = .ivf(ivf)
-            probe = mf.ivfProbe > 0 ? mf.ivfProbe : IVFIndex.defaultProbe(cells: cells)
-            retrieval.method = "ivf"; retrieval.cells = cells; retrieval.probe = probe
-            // Recall@K of the approximate path on this run's own embeddings: 256 users with MF factors, spread over
-            // the model (users without history have zero factors and never reach retrieval).
-            let k = config.refresh.candidatesPerSource
-            let withFactors = (0..<model.users.rows).filter { r in model.users.row(r).contains { $0 != 0 } }
-            let step = max(1, withFactors.count / 256)
-            let sample = Array(stride(from: 0, to: withFactors.count, by: step).prefix(256).map { withFactors[$0] })
-            let queries = Matrix(rows: sample.count, cols: model.users.cols,
-                                 values: sample.flatMap { Array(model.users.row($0)) })
-            // Probing every cell is the exact path (tested), so no second, exact index of the catalog is built.
-            retrieval.recall = ivf.estimateRecall(queries, k: k, probe: probe, sample: sample.count, threads: threads,
-                                                  allowed: { _, _ in true })
-            retrieval.k = k; retrieval.sampledUsers = sample.count
-        } else {
-            index = .exact(ExactIndex(items: model.videos, eligible: eligible))
-            probe = 0
-            retrieval.k = config.refresh.candidatesPerSource
-        }
-        retrieval.videos = eligible.count
-        self.retrieval = retrieval
+        // IVF recall is measured on 256 users with MF factors, spread over the model (users without history have zero
+        // factors and never reach retrieval).
+        let withFactors = (0..<model.users.rows).filter { r in model.users.row(r).contains { $0 != 0 } }
+        let step = max(1, withFactors.count / 256)
+        let sample = Array(stride(from: 0, to: withFactors.count, by: step).prefix(256).map { withFactors[$0] })
+        let queries = Matrix(rows: sample.count, cols: model.users.cols, values: sample.flatMap { Array(model.users.row($0)) })
+        index = CandidateIndex(items: model.videos, eligible: eligible, queries: queries, config: config, threads: threads)
     }
 
     var factors: Int { model.videos.cols }
@@ -109,33 +71,59 @@ final class MFSource: Sendable {
         let t1 = TimeFormat.monotonic()
         timing.foldIn += t1 - t0
         defer { timing.retrieval += TimeFormat.monotonic() - t1 }
-        let userList = Array(users)
-        let videos = data.videos, countries = data.users.country, videoOfRow = self.videoOfRow
-        // Asked only for videos that would enter a user's top K: a binary search in the user's seen list and an
-        // availability check.
-        let allowed: @Sendable (Int, Int32) -> Bool = { q, row in
-            let v = Int(videoOfRow[Int(row)])
-            let u = Int(userList[q])
-            let seen = history.seen(of: u)
-            if binarySearch(seen, Int32(v)) { return false }
-            return videos.isAvailable(v, in: countries[u])
-        }
-        let top: TopKResults
-        switch index {
-        case .exact(let e): top = e.search(x, k: k, threads: threads, allowed: allowed)
-        case .ivf(let i): top = i.search(x, k: k, probe: probe, threads: threads, allowed: allowed)
-        }
-        return (x, top, hasSignal)
+        let videoOfRow = self.videoOfRow
+        let allowed = retrievalFilter(users, data: data, history: history) { Int(videoOfRow[Int($0)]) }
+        return (x, index.search(x, k: k, threads: threads, allowed: allowed), hasSignal)
     }
 
-    /// The video factors (row-major, `factors` wide), the dataset video → row map and the popularity prior, as raw
-    /// buffers for the ranking loop.
+    /// The video factors (row-major, `factors` wide) and the dataset video → row map, as raw buffers for the
+    /// ranking loop.
     @inline(__always)
-    func withFactors<R>(_ body: (UnsafePointer<Float>, Int, UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    func withFactors<R>(_ body: (UnsafePointer<Float>, Int, UnsafeBufferPointer<Int32>) throws -> R) rethrows -> R {
         try model.videos.values.withUnsafeBufferPointer { y in
-            try rowOfVideo.withUnsafeBufferPointer { rows in
-                try prior.withUnsafeBufferPointer { p in try body(y.baseAddress!, factors, rows, p) }
-            }
+            try rowOfVideo.withUnsafeBufferPointer { rows in try body(y.baseAddress!, factors, rows) }
+        }
+    }
+}
+
+/// Top-K retrieval over a catalog of embeddings (MF video factors, two-tower video embeddings): exact, or IVF on a
+/// large catalog (`[mf] retrieval`, `ivf_*`), with the approximate path's recall@K measured against exact on sample
+/// queries of the run itself.
+struct CandidateIndex: Sendable {
+    enum Kind: Sendable {
+        case exact(ExactIndex)
+        case ivf(IVFIndex, probe: Int)
+    }
+    let kind: Kind
+    /// How retrieval runs (and, for IVF, its measured recall), for the run metadata.
+    let info: RetrievalInfo
+
+    init(items: Matrix, eligible: [Int32], queries: Matrix, config: HomefeedConfig, threads: Int) {
+        var info = RetrievalInfo()
+        let mf = config.mf
+        info.k = config.refresh.candidatesPerSource
+        if mf.retrieval == "ivf" || (mf.retrieval == "auto" && eligible.count >= mf.ivfMinVideos) {
+            let cells = mf.ivfCells > 0 ? mf.ivfCells : IVFIndex.defaultCells(itemCount: eligible.count)
+            let ivf = IVFIndex.build(items: items, eligible: eligible, cells: cells, seed: UInt64(truncatingIfNeeded: mf.seed),
+                                     threads: threads)
+            let probe = mf.ivfProbe > 0 ? mf.ivfProbe : IVFIndex.defaultProbe(cells: cells)
+            kind = .ivf(ivf, probe: probe)
+            info.method = "ivf"; info.cells = cells; info.probe = probe
+            // Probing every cell is the exact path (tested), so no second, exact index of the catalog is built.
+            info.recall = ivf.estimateRecall(queries, k: info.k, probe: probe, sample: queries.rows, threads: threads,
+                                             allowed: { _, _ in true })
+            info.sampledUsers = queries.rows
+        } else {
+            kind = .exact(ExactIndex(items: items, eligible: eligible))
+        }
+        info.videos = eligible.count
+        self.info = info
+    }
+
+    func search(_ queries: Matrix, k: Int, threads: Int, allowed: TopKFilter) -> TopKResults {
+        switch kind {
+        case .exact(let e): e.search(queries, k: k, threads: threads, allowed: allowed)
+        case .ivf(let i, let probe): i.search(queries, k: k, probe: probe, threads: threads, allowed: allowed)
         }
     }
 }

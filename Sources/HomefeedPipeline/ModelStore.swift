@@ -14,6 +14,11 @@ public struct MFModelInfo: Codable, Sendable, Equatable {
     public var mf = HomefeedConfig.MF()
     public var tuning: TuningReport?
     public var users = 0, videos = 0, pairs = 0
+    /// The two-tower model saved beside the factors (two_tower.f32), when `[two_tower] enabled`.
+    public var twoTower: TwoTowerInfo?
+    /// The ranking stage's learned ranker (`[rank] ranker = "learned"`), fitted on held-out interactions.
+    public var ranker: LinearRanker?
+    public var rankerFit: RankerFitInfo?
     public var stages: [RunMetadata.Stage] = []
     public init() {}
 }
@@ -25,16 +30,19 @@ public struct MFModel: Sendable {
     public var videoIDs: [String]
     public var users: Matrix
     public var videos: Matrix
+    public var twoTower: TwoTowerModel?
 }
 
 /// Trained models inside a store directory, next to the versions that used them:
 ///
-///     STORE/models/mf-000003-20261123T180000Z/
-///         model.json      MFModelInfo (settings, tuning, counts, stage times)
-///         users.f32       user factors, little-endian float32, row-major (users × factors)
-///         videos.f32      video factors, same layout (the raw format of topk_reference.py)
+///     STORE/models/model-000003-20261123T180000Z/
+///         model.json      MFModelInfo (settings, tuning, counts, stage times; the two-tower spec and training
+///                         report; the learned ranker's weights)
+///         users.f32       MF user factors, little-endian float32, row-major (users × factors)
+///         videos.f32      MF video factors, same layout (the raw format of topk_reference.py)
 ///         user_ids.txt    one id per line, in row order
 ///         video_ids.txt
+///         two_tower.f32   the two-tower model's parameters, float32, in TwoTowerModel.parameters order
 ///
 /// A model is written into models/.tmp-NAME and renamed into place when complete, so a reader never sees half of
 /// one; `train` holds models/LOCK (not the store's LOCK: the hourly refresh goes on while the daily train runs).
@@ -46,8 +54,10 @@ public struct ModelStore: Sendable {
 
     public init(store: VersionedStore) { self.store = store }
 
+    static let prefix = "model-"
     public static func isModelName(_ s: String) -> Bool {
-        s.count >= 10 && s.hasPrefix("mf-") && s.dropFirst(3).prefix(6).allSatisfy(\.isNumber) && !s.contains("/")
+        s.count >= prefix.count + 7 && s.hasPrefix(prefix) && s.dropFirst(prefix.count).prefix(6).allSatisfy(\.isNumber)
+            && !s.contains("/")
     }
 
     /// Complete models, oldest first.
@@ -69,9 +79,9 @@ public struct ModelStore: Sendable {
     /// Writes the model and returns its name (hold `lock()`).
     @discardableResult
     public func save(_ model: inout MFModel, createdAt: Int64) throws -> String {
-        let seq = (models().last.flatMap { Int($0.dropFirst(3).prefix(6)) } ?? 0) + 1
+        let seq = (models().last.flatMap { Int($0.dropFirst(Self.prefix.count).prefix(6)) } ?? 0) + 1
         let s = String(seq)
-        let name = "mf-" + String(repeating: "0", count: max(0, 6 - s.count)) + s + "-" + TimeFormat.compact(createdAt)
+        let name = Self.prefix + String(repeating: "0", count: max(0, 6 - s.count)) + s + "-" + TimeFormat.compact(createdAt)
         model.info.name = name
         model.info.createdAt = createdAt
         let fm = FileManager.default
@@ -83,6 +93,7 @@ public struct ModelStore: Sendable {
         try model.videos.values.withUnsafeBytes { try writeFileSynced(tmp + "/videos.f32", $0) }
         try writeFileSynced(tmp + "/user_ids.txt", Array(model.userIDs.joined(separator: "\n").utf8))
         try writeFileSynced(tmp + "/video_ids.txt", Array(model.videoIDs.joined(separator: "\n").utf8))
+        if let tt = model.twoTower { try tt.parameters.withUnsafeBytes { try writeFileSynced(tmp + "/two_tower.f32", $0) } }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileSynced(tmp + "/model.json", Array(try enc.encode(model.info)))   // last: marks the model complete
@@ -120,8 +131,19 @@ public struct ModelStore: Sendable {
             values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
             return Matrix(rows: rows, cols: f, values: values)
         }
+        var twoTower: TwoTowerModel?
+        if let tt = info.twoTower {
+            guard let d = FileManager.default.contents(atPath: base + "/two_tower.f32"), d.count % 4 == 0 else {
+                throw HomefeedError("model \(name): missing or truncated two_tower.f32")
+            }
+            var values = [Float](repeating: 0, count: d.count / 4)
+            values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
+            do { twoTower = try TwoTowerModel(tt.spec, parameters: values) }
+            catch { throw HomefeedError("model \(name): two_tower.f32: \(error)") }
+        }
         return MFModel(info: info, userIDs: try ids("user_ids.txt", info.users), videoIDs: try ids("video_ids.txt", info.videos),
-                       users: try matrix("users.f32", info.users), videos: try matrix("videos.f32", info.videos))
+                       users: try matrix("users.f32", info.users), videos: try matrix("videos.f32", info.videos),
+                       twoTower: twoTower)
     }
 
     /// Deletes the oldest models beyond `keep`, never one in `protected` (used by a kept version). Returns them.

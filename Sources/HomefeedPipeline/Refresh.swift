@@ -70,7 +70,7 @@ public enum Refresh {
         // 3. Group interactions by user; pick the active users of this run (or shard), in store key order.
         let history = stage("history") { UserHistory(data) }
         let activeDays = opt.activeDays ?? config.refresh.activeDays
-        let active = stage("select users") {
+        var active = stage("select users") {
             activeUsers(data, history, asOf: asOf, activeDays: activeDays, shard: opt.shard ?? .all)
         }
 
@@ -78,19 +78,38 @@ public enum Refresh {
         let popLength = max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource)
         let popularity = stage("popularity") { Popularity(data, asOf: asOf, config: config, length: popLength) }
 
-        // 5. The MF model (unless disabled): trained now (--train, or no model yet), else the newest saved one; its
-        //    index for retrieval.
-        let mf = config.mf.enabled ? try stage("mf model") { try mfSource(opt, data: data, history: history, store: store,
-                                                                          asOf: asOf, config: config, threads: threads) } : nil
-
+        // 5. The models (unless both are disabled): trained now (--train, or none saved yet), else the newest saved
+        //    ones; MF fold-in state and the catalog's two-tower embeddings, each with its retrieval index.
         var meta = RunMetadata()
-        if let mf {
-            meta.models["mf"] = mf.name
-            meta.retrieval = mf.retrieval
-            if let r = mf.retrieval.recall, r < 0.8 {
-                Log.warn("mf retrieval: IVF recall@\(mf.retrieval.k) is only \(Format.fixed(r, 3)) against exact (\(mf.retrieval.cells) cells, probing \(mf.retrieval.probe)): raise [mf] ivf_probe, or use retrieval = \"exact\"")
-            } else if let r = mf.retrieval.recall, !opt.quiet {
-                Log.info("mf retrieval: IVF over \(mf.retrieval.videos) videos, \(mf.retrieval.cells) cells, probing \(mf.retrieval.probe): recall@\(mf.retrieval.k) \(Format.fixed(r, 3)) against exact on \(mf.retrieval.sampledUsers) users")
+        var scorers: Scorers
+        if config.mf.enabled || config.twoTower.enabled {
+            let model = try stage("models") { try loadModels(opt, data: data, history: history, store: store, asOf: asOf, config: config) }
+            let mf = config.mf.enabled ? stage("mf index") { MFSource(model: model, data: data, config: config, threads: threads) } : nil
+            var tt: TwoTowerSource?
+            if config.twoTower.enabled, let m = model.twoTower, let info = model.info.twoTower {
+                tt = stage("two-tower videos") {
+                    TwoTowerSource(model: m, info: info, name: model.info.name, data: data, history: history, asOf: asOf,
+                                   config: config, threads: threads)
+                }
+            }
+            scorers = Scorers(data: data, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker)
+            if let mf {
+                meta.models["mf"] = mf.name
+                meta.retrieval = mf.retrieval
+                logRetrieval("mf", mf.retrieval, quiet: opt.quiet)
+            }
+            if let tt {
+                meta.models["two_tower"] = tt.name
+                logRetrieval("two-tower", tt.index.info, quiet: opt.quiet)
+            }
+            if !opt.quiet { Log.info("ranking: \(scorers.mode.rawValue)\(scorers.ranker == nil && config.rank.ranker == "learned" && tt != nil ? " (the model has no learned ranker: train again)" : "")") }
+        } else {
+            scorers = Scorers(data: data, asOf: asOf, config: config, mf: nil, twoTower: nil, ranker: nil)
+        }
+        // Users without history who signed up within the window get lists from the user tower on features alone.
+        if scorers.twoTower != nil && activeDays > 0 {
+            active = stage("select new users") {
+                mergeInKeyOrder(active, newUsers(data, history, asOf: asOf, activeDays: activeDays, shard: opt.shard ?? .all), data: data)
             }
         }
         meta.createdAt = TimeFormat.now()
@@ -111,7 +130,7 @@ public enum Refresh {
             let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
             var inner: [RunMetadata.Stage] = []
             let (users, entries) = try stage("rank") {
-                try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
+                try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
@@ -128,7 +147,7 @@ public enum Refresh {
             meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
             meta.stages = stages
             try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles,
-                              asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest, model: mf?.name ?? "")
+                              asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest, model: scorers.modelName)
                 .write(to: outDir + "/" + shard.fileName + ".json")
             if !opt.quiet { Log.info("refresh stages: " + stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
             let line = "refresh shard \(shard): \(users.personalized) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
@@ -141,13 +160,16 @@ public enum Refresh {
         defer { if !finished { builder.abandon() } }
         try stage("write videos") { try builder.writeVideos(videoRecords(data)) }
         let fallbacks = popularity.fallbackLists(length: config.refresh.fallbackListSize)
-        try stage("write popular") { try builder.writePopular(fallbacks) }
+        let segments = try stage("segments") { try segmentLists(data, popularity: popularity, scorers: scorers, config: config, threads: threads) }
+        try stage("write popular") { try builder.writePopular(fallbacks + segments) }
         meta.counts.popularLists = fallbacks.count
+        meta.counts.segmentLists = builder.segmentListsWritten
+        if !segments.isEmpty && !opt.quiet { Log.info("cold start: \(segments.count) segment lists (segments with ≥ \(config.rank.segmentMinUsers) users)") }
         if let dir = opt.ingestShards {
             let shards = try stage("collect shards") { try ShardManifest.collect(dir, expectedSources: meta.sourceFiles, asOf: asOf,
                                                                               activeDays: activeDays, configDigest: meta.configDigest) }
-            guard shards.model == (mf?.name ?? "") else {
-                throw HomefeedError("\(dir): the shards used model '\(shards.model)', this run '\(mf?.name ?? "")' (a train ran since: rerun the shard jobs)")
+            guard shards.model == scorers.modelName else {
+                throw HomefeedError("\(dir): the shards used model '\(shards.model)', this run '\(scorers.modelName)' (a train ran since: rerun the shard jobs)")
             }
             try builder.addUserListFiles(shards.files)
             meta.counts.personalizedUsers = shards.users
@@ -159,7 +181,7 @@ public enum Refresh {
             let writer = try builder.userListWriter()
             var inner: [RunMetadata.Stage] = []
             let (users, entries) = try stage("rank") {
-                try rankUsers(active, data: data, history: history, popularity: popularity, mf: mf, config: config,
+                try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
@@ -193,33 +215,65 @@ public enum Refresh {
         case .published: line += "published"
         case .pinned(let p): line += "built but NOT published: the store is pinned to \(p) (homefeed-batch unpin to resume)"
         }
-        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by MF model \(mf?.name ?? "none"); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
+        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by models \(scorers.modelName.isEmpty ? "none" : scorers.modelName), ranking \(scorers.mode.rawValue); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
         if !opt.quiet { Log.info("refresh stages: " + meta.stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
         return RefreshSummary(metadata: meta, outcome: outcome, shardFile: nil, line: line)
     }
 
-    /// The MF source of this run: the newest saved model, or one trained first (`--train`, or none saved yet).
-    static func mfSource(_ opt: RefreshOptions, data: Dataset, history: UserHistory, store: VersionedStore, asOf: Int64,
-                         config: HomefeedConfig, threads: Int) throws -> MFSource {
+    /// The models of this run: the newest saved ones, or trained first (`--train`, or none saved yet).
+    static func loadModels(_ opt: RefreshOptions, data: Dataset, history: UserHistory, store: VersionedStore, asOf: Int64,
+                       config: HomefeedConfig) throws -> MFModel {
         let models = ModelStore(store: store)
         var name = models.latest()
         if opt.train || name == nil {
             guard opt.shard == nil else {
-                throw HomefeedError("run --shard: the store \(opt.storeDir) has no MF model; run homefeed-batch train --store \(opt.storeDir) first (every shard must use the same model)")
+                throw HomefeedError("run --shard: the store \(opt.storeDir) has no model; run homefeed-batch train --store \(opt.storeDir) first (every shard must use the same model)")
             }
-            if !opt.quiet && !opt.train { Log.info("no MF model in \(models.dir) yet: training one first (as homefeed-batch train would)") }
+            if !opt.quiet && !opt.train { Log.info("no model in \(models.dir) yet: training one first (as homefeed-batch train would)") }
             let lock = try models.lock()
             defer { lock.release() }
             var trained = try Train.fit(data, history: history, config: config, asOf: asOf, tune: config.mf.tune,
                                         previous: name.flatMap { try? models.info($0) }, quiet: opt.quiet)
             trained.info.dataDirectory = opt.dataDir
             name = try models.save(&trained, createdAt: TimeFormat.now())
-            return MFSource(model: trained, data: data, config: config, threads: threads)
+            return trained
         }
         do {
-            return MFSource(model: try models.load(name!), data: data, config: config, threads: threads)
+            return try models.load(name!)
         } catch let e as HomefeedError {
             throw HomefeedError(e.message + " (homefeed-batch train, or run --train, saves a new model that runs then use)")
+        }
+    }
+
+    static func logRetrieval(_ what: String, _ r: RetrievalInfo, quiet: Bool) {
+        if let recall = r.recall, recall < 0.8 {
+            Log.warn("\(what) retrieval: IVF recall@\(r.k) is only \(Format.fixed(recall, 3)) against exact (\(r.cells) cells, probing \(r.probe)): raise [mf] ivf_probe, or use retrieval = \"exact\"")
+        } else if let recall = r.recall, !quiet {
+            Log.info("\(what) retrieval: IVF over \(r.videos) videos, \(r.cells) cells, probing \(r.probe): recall@\(r.k) \(Format.fixed(recall, 3)) against exact on \(r.sampledUsers) users")
+        }
+    }
+
+    /// Users without history who signed up within the window, inside `shard`, in store key order.
+    static func newUsers(_ data: Dataset, _ history: UserHistory, asOf: Int64, activeDays: Int, shard: ShardSpec) -> [(hash: UInt64, user: Int32)] {
+        let since = asOf - Int64(activeDays) * 86400
+        var out: [(hash: UInt64, user: Int32)] = []
+        for u in 0..<data.users.count where !history.hasHistory(u) && data.users.signupTime[u] >= since && data.users.signupTime[u] <= asOf {
+            let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0) }
+            if shard.contains(hash: h) { out.append((h, Int32(u))) }
+        }
+        return sortedInKeyOrder(out, data)
+    }
+
+    static func mergeInKeyOrder(_ a: [(hash: UInt64, user: Int32)], _ b: [(hash: UInt64, user: Int32)], data: Dataset) -> [(hash: UInt64, user: Int32)] {
+        b.isEmpty ? a : sortedInKeyOrder(a + b, data)
+    }
+
+    static func sortedInKeyOrder(_ users: [(hash: UInt64, user: Int32)], _ data: Dataset) -> [(hash: UInt64, user: Int32)] {
+        users.sorted { a, b in
+            if a.hash != b.hash { return a.hash < b.hash }
+            return data.users.ids.withBytes(Int(a.user)) { x in
+                data.users.ids.withBytes(Int(b.user)) { y in x.lexicographicallyPrecedes(y) }
+            }
         }
     }
 
@@ -232,181 +286,7 @@ public enum Refresh {
             let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0) }
             if shard.contains(hash: h) { out.append((h, Int32(u))) }
         }
-        out.sort { a, b in
-            if a.hash != b.hash { return a.hash < b.hash }
-            return data.users.ids.withBytes(Int(a.user)) { x in
-                data.users.ids.withBytes(Int(b.user)) { y in x.lexicographicallyPrecedes(y) }
-            }
-        }
-        return out
-    }
-
-    /// Candidates and ranking for every user, in blocks: MF fold-in and retrieval for the block, then each user's
-    /// candidates ranked in parallel, then the lists handed to `sink` in order (user, list, ranked by MF).
-    /// Returns (users with a list, users ranked by MF) and the entries written.
-    static func rankUsers(_ users: [(hash: UInt64, user: Int32)], data: Dataset, history: UserHistory,
-                          popularity: Popularity, mf: MFSource?, config: HomefeedConfig, threads: Int, quiet: Bool,
-                          delay: Double = 0,
-                          timing: UnsafeMutablePointer<[RunMetadata.Stage]>? = nil,
-                          sink: (Int32, RecommendationList, Bool) throws -> Void) throws -> (users: (personalized: Int, mf: Int), entries: Int) {
-        let progress = Progress("rank users", total: users.count, unit: "users", quiet: quiet)
-        let block = config.refresh.blockUsers
-        let perSource = config.refresh.candidatesPerSource
-        let candidateCapacity = 4 * perSource   // MF + three popular sources
-        let scratch = SlotBuffer((0..<threads).map { _ in
-            (CandidateSet(videoCount: data.videos.count, capacity: candidateCapacity), TopK(k: config.refresh.listSize))
-        })
-        var written = 0, byMF = 0, entries = 0
-        var mfTiming = MFTiming(), rankSeconds = 0.0
-        for start in stride(from: 0, to: users.count, by: block) {
-            let end = min(users.count, start + block)
-            let ids = users[start..<end].map(\.user)
-            let retrieved = mf?.block(ids[...], data: data, history: history, k: perSource, threads: threads, timing: &mfTiming)
-            let rankStart = TimeFormat.monotonic()
-            let results = SlotBuffer<RecommendationList?>(repeating: nil, count: end - start)
-            let rankedByMF = SlotBuffer<Bool>(repeating: false, count: end - start)
-            parallelFor(end - start, threads: threads, chunk: 32) { worker, range in
-                scratch.withSlot(worker) { s in
-                    for k in range {
-                        var user = UserCandidates(user: Int(ids[k]))
-                        if let mf, let r = retrieved, r.hasSignal[k] {
-                            user.mf = (mf, r.factors, k, r.top)
-                            rankedByMF[k] = true
-                        }
-                        results[k] = rankOne(user, data: data, history: history, popularity: popularity,
-                                             perSource: perSource, set: s.0, top: &s.1)
-                    }
-                }
-            }
-            for k in 0..<(end - start) {
-                guard let list = results[k], list.count > 0 else { continue }
-                try sink(ids[k], list, rankedByMF[k])
-                written += 1; entries += list.count
-                if rankedByMF[k] { byMF += 1 }
-            }
-            rankSeconds += TimeFormat.monotonic() - rankStart
-            progress.add(end - start)
-            if delay > 0 { usleep(UInt32(delay * 1e6)) }
-        }
-        progress.finish()
-        if let timing {
-            if mf != nil { timing.pointee += [.init(name: "  mf fold-in", seconds: mfTiming.foldIn), .init(name: "  mf retrieval", seconds: mfTiming.retrieval)] }
-            timing.pointee.append(.init(name: "  candidates + ranking + write", seconds: rankSeconds))
-        }
-        return ((written, byMF), entries)
-    }
-
-    /// One user's inputs to ranking: the MF source with the block's factors and retrieval results (row `k`), if the
-    /// user has MF signal.
-    struct UserCandidates {
-        var user: Int
-        var mf: (source: MFSource, factors: Matrix, row: Int, top: TopKResults)?
-    }
-
-    /// One user's list: exclude seen and unavailable videos, gather candidates from MF and the popular sources,
-    /// rank (by x_u·y_v when the user has MF factors, else by the popularity blend), keep the top list_size.
-    static func rankOne(_ c: UserCandidates, data: Dataset, history: UserHistory, popularity: Popularity, perSource: Int,
-                        set: CandidateSet, top: inout TopK) -> RecommendationList {
-        let u = c.user
-        set.reset()
-        top.reset()
-        for v in history.seen(of: u) { set.exclude(Int(v)) }
-        let country = data.users.country[u]
-        let language = data.languages[data.users.language[u]]
-        let videos = data.videos
-        // 1. MF candidates: already filtered (seen, availability) by the retrieval.
-        if let mf = c.mf {
-            let k = mf.top.k, n = Int(mf.top.counts[mf.row])
-            let best = n > 0 ? mf.top.scores[mf.row * k] : 0
-            for j in 0..<n {
-                let v = mf.source.videoOfRow[Int(mf.top.ids[mf.row * k + j])]
-                set.add(UInt32(v), source: .mf, score: best > 0 ? max(0, mf.top.scores[mf.row * k + j] / best) : 0)
-            }
-        }
-        // 2. Popular candidates.
-        func gather(_ r: Popularity.Ranked?, _ source: CandidateSource) {
-            guard let r, let best = r.scores.first, best > 0 else { return }
-            r.videos.withUnsafeBufferPointer { vs in
-                r.scores.withUnsafeBufferPointer { ss in
-                    for k in 0..<min(perSource, vs.count) {
-                        let v = vs[k]
-                        if set.isExcluded(Int(v)) || !videos.isAvailable(Int(v), in: country) { continue }
-                        set.add(v, source: source, score: max(0, ss[k] / best))
-                    }
-                }
-            }
-        }
-        gather(popularity.regions[country], .popularRegion)
-        gather(popularity.languages[language], .popularLanguage)
-        gather(popularity.global, .popularGlobal)
-        // 3. Rank. With MF factors: x_u·y_v, or with ranking weights (a, b) ≠ 0
-        //        z(x_u·y_v) + a · z(log(1 + engagements of v)) + b · z(popularity blend)
-        //    (z-scores over the user's candidates the model knows); a candidate the model does not know (a video
-        //    newer than the model) ranks below every known one, in popularity-blend order. Without MF factors: the
-        //    popularity blend.
-        // Per-candidate inputs read through raw buffers, hoisted out of the loop (this runs ~2000 times per user).
-        let userLanguage = data.users.language[u]
-        data.videos.language.withUnsafeBufferPointer { videoLanguage in
-            func blend(_ i: Int) -> Float {
-                PopularityBlend.score(set, i, sameLanguage: videoLanguage[Int(set.video(i))] == userLanguage)
-            }
-            guard let mf = c.mf else {
-                for i in 0..<set.count { top.offer(score: blend(i), video: set.video(i), candidate: Int32(i)) }
-                return
-            }
-            mf.source.withFactors { y, f, rowOfVideo, prior in
-                mf.factors.values.withUnsafeBufferPointer { x in
-                    let xu = x.baseAddress! + mf.row * f
-                    let a = mf.source.popularityWeight, b = mf.source.trendingWeight
-                    if a == 0 && b == 0 {
-                        // The MF score alone.
-                        var lowest = Float.greatestFiniteMagnitude
-                        for i in 0..<set.count {
-                            let r = Int(rowOfVideo[Int(set.video(i))])
-                            guard r >= 0 else { continue }
-                            let s = Kernels.dot(xu, y + r * f, f)
-                            lowest = min(lowest, s)
-                            top.offer(score: s, video: set.video(i), candidate: Int32(i))
-                        }
-                        offerUnknown(below: lowest)
-                        return
-                    }
-                    var moments = (Moments(), Moments(), Moments())   // MF score, prior, blend
-                    var features = [Float](repeating: 0, count: 3 * set.count)
-                    for i in 0..<set.count {
-                        let v = Int(set.video(i))
-                        let r = Int(rowOfVideo[v])
-                        guard r >= 0 else { features[3 * i] = .nan; continue }
-                        let (s, p, q) = (Kernels.dot(xu, y + r * f, f), prior[v], blend(i))
-                        features[3 * i] = s; features[3 * i + 1] = p; features[3 * i + 2] = q
-                        moments.0.add(s); moments.1.add(p); moments.2.add(q)
-                    }
-                    let z0 = moments.0.standardizer(), z1 = moments.1.standardizer(), z2 = moments.2.standardizer()
-                    var lowest = Float.greatestFiniteMagnitude
-                    for i in 0..<set.count where !features[3 * i].isNaN {
-                        let s = z0(features[3 * i]) + a * z1(features[3 * i + 1]) + b * z2(features[3 * i + 2])
-                        lowest = min(lowest, s)
-                        top.offer(score: s, video: set.video(i), candidate: Int32(i))
-                    }
-                    offerUnknown(below: lowest)
-                }
-            }
-            /// Candidates the model does not know (videos newer than the model): below every known one, in blend order.
-            func offerUnknown(below lowest: Float) {
-                let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
-                for i in 0..<set.count where mf.source.rowOfVideo[Int(set.video(i))] < 0 {
-                    top.offer(score: floor + blend(i) / 2, video: set.video(i), candidate: Int32(i))
-                }
-            }
-        }
-        var list = RecommendationList()
-        list.country = country
-        list.language = language
-        list.seenFilter = SeenFilter.build(history.seen(of: u))
-        for item in top.sorted() {
-            list.videos.append(item.video); list.scores.append(item.score); list.sources.append(set.firstSource(Int(item.candidate)))
-        }
-        return list
+        return sortedInKeyOrder(out, data)
     }
 
     static func videoRecords(_ data: Dataset) -> [VideoRecord] {
@@ -415,18 +295,6 @@ public enum Refresh {
             VideoRecord(id: v.ids[i], availability: v.availability[i].rawValue, countries: Array(v.countryList(of: i)),
                         publishedAt: v.publishedAt[i], language: data.languages[v.language[i]])
         }
-    }
-}
-
-/// Running mean and variance of one ranking feature over a user's candidates, for z-scores.
-struct Moments {
-    var n = 0.0, sum = 0.0, sq = 0.0
-    mutating func add(_ x: Float) { n += 1; sum += Double(x); sq += Double(x) * Double(x) }
-    /// x ↦ (x − mean) / sd; a constant feature maps to 0.
-    func standardizer() -> (Float) -> Float {
-        let mean = sum / max(n, 1), sd = max(0, sq / max(n, 1) - mean * mean).squareRoot()
-        let m = Float(mean), scale = sd > 1e-9 ? Float(1 / sd) : 0
-        return { ($0 - m) * scale }
     }
 }
 

@@ -60,16 +60,48 @@ public enum Train {
         } ?? ""
         let line = "train: model \(name): \(i.users) users × \(i.videos) videos, \(i.pairs) pairs, factors \(i.mf.factors), "
             + "regularization \(i.mf.regularization), alpha \(i.mf.alpha), recent boost \(i.mf.recentBoost), popularity weight \(i.mf.popularityWeight), trending weight \(i.mf.trendingWeight)\(tuned); "
+            + (i.twoTower.map { t in
+                "two-tower: \(t.examples) examples, best epoch \((t.report?.bestEpoch ?? -1) + 1) of \(t.report?.epochs.count ?? 0), \(Int(t.report?.examplesPerSecond ?? 0)) examples/s; " } ?? "")
+            + (i.rankerFit.map { r in
+                "ranker: \(r.users) users, held-back nDCG@10 \(Format.fixed(r.ndcgRanker, 4)) (MF \(Format.fixed(r.ndcgMF, 4)), two-tower \(Format.fixed(r.ndcgTwoTower, 4))); " } ?? "")
             + i.stages.map { "\($0.name) \(Format.seconds($0.seconds))" }.joined(separator: ", ")
             + "; \(Format.seconds(TimeFormat.monotonic() - started))"
         return (i, line)
     }
 
-    /// Fits a model on `data` (every user, every video). `tune`: "on" searches the grid on a validation split
-    /// carved from `data`; "auto" does so when the data has at most `tune_max_pairs` pairs and otherwise reuses the
-    /// settings `previous` was tuned to; "off" uses `config.mf` as is.
+    /// Fits every model on `data`: MF (tuned per `tune`), then, when enabled, the two-tower model and the learned
+    /// ranker (fitted on interactions held out from models trained on the rest).
     public static func fit(_ data: Dataset, history: UserHistory, config: HomefeedConfig, asOf: Int64, tune: String,
                            previous: MFModelInfo?, quiet: Bool) throws -> MFModel {
+        // 1. MF.
+        var model = try fitMF(data, history: history, config: config, asOf: asOf, tune: tune, previous: previous, quiet: quiet)
+        var c = config
+        c.mf = model.info.mf   // as tuned
+        // 2. The two-tower model.
+        if config.twoTower.enabled {
+            let t0 = TimeFormat.monotonic()
+            let (tt, info) = TwoTowerFit.fit(data, history: history, asOf: asOf, config: c, quiet: quiet)
+            model.twoTower = tt
+            model.info.twoTower = info
+            model.info.stages.append(.init(name: "two-tower", seconds: TimeFormat.monotonic() - t0))
+        }
+        // 3. The learned ranker over both models' scores.
+        if config.twoTower.enabled && config.rank.ranker == "learned" {
+            let t0 = TimeFormat.monotonic()
+            if let (ranker, info) = try RankerFit.fit(data, config: c, quiet: quiet) {
+                model.info.ranker = ranker
+                model.info.rankerFit = info
+            }
+            model.info.stages.append(.init(name: "ranker", seconds: TimeFormat.monotonic() - t0))
+        }
+        return model
+    }
+
+    /// Fits MF on `data` (every user, every video). `tune`: "on" searches the grid on a validation split
+    /// carved from `data`; "auto" does so when the data has at most `tune_max_pairs` pairs and otherwise reuses the
+    /// settings `previous` was tuned to; "off" uses `config.mf` as is.
+    static func fitMF(_ data: Dataset, history: UserHistory, config: HomefeedConfig, asOf: Int64, tune: String,
+                      previous: MFModelInfo?, quiet: Bool) throws -> MFModel {
         guard ["on", "off", "auto"].contains(tune) else { throw HomefeedError("tune must be on, off or auto (got '\(tune)')") }
         var info = MFModelInfo()
         info.asOf = asOf
@@ -181,16 +213,17 @@ public enum Tuning {
                 for k in models.indices { models[k].info.mf = c.mf }
             } else {
                 models = try folds.map { fold in
-                    try Train.fit(fold.split.train, history: fold.history, config: c, asOf: fold.asOf, tune: "off", previous: nil, quiet: true)
+                    try Train.fitMF(fold.split.train, history: fold.history, config: c, asOf: fold.asOf, tune: "off", previous: nil, quiet: true)
                 }
                 fitted = (p, models)
             }
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
                 let source = MFSource(model: model, data: fold.split.train, config: c, threads: threads)
+                let scorers = Scorers(data: fold.split.train, asOf: fold.asOf, config: c, mf: source, twoTower: nil, ranker: nil, mode: .mf)
                 let acc = try Evaluate.score(fold.split.test.users, train: fold.split.train, history: fold.history,
-                                             popularity: fold.popularity, mf: source, config: c, threads: threads, ks: [10])
-                sum += acc.report().at(10)?.ndcg ?? 0
+                                             popularity: fold.popularity, scorers: scorers, config: c, threads: threads, ks: [10])
+                sum += acc.accumulator.report().at(10)?.ndcg ?? 0
                 progress.add(1)
             }
             return sum / Double(folds.count)

@@ -130,10 +130,11 @@ enum Commands {
     }
 
     static func eval(_ argv: [String]) throws {
-        let a = try parse("eval", "--data DIR [--split random|time|files] [--test-fraction F] [--test-data DIR] [--k 5,10,20,50] [--json FILE]", [
+        let a = try parse("eval", "--data DIR [--split random|time|files] [--test-fraction F] [--cold-users F] [--test-data DIR] [--k 5,10,20,50] [--json FILE]", [
             .init("data", "DIR", "dataset folder (required); with --split files, the training data"),
             .init("split", "S", "random (seeded per-user holdout, default), time (the newest fraction of each user's history) or files"),
             .init("test-fraction", "F", "share of each user's interactions held out (default 0.2)"),
+            .init("cold-users", "F", "random/time split: share of users held out whole, scored apart as cold-start users (default 0)"),
             .init("test-data", "DIR", "with --split files: a dataset folder whose interactions are the test set"),
             .init("seed", "S", "seed of the random split (default 42)"),
             .init("k", "K,K,...", "cut-offs (default 5,10,20,50)"),
@@ -153,6 +154,10 @@ enum Commands {
         if let f = try a.double("test-fraction") {
             guard f > 0 && f < 1 else { throw HomefeedError("--test-fraction must be in (0, 1), got \(f)") }
             opt.testFraction = f
+        }
+        if let f = try a.double("cold-users") {
+            guard f >= 0 && f < 1 else { throw HomefeedError("--cold-users must be in [0, 1), got \(f)") }
+            opt.coldUsers = f
         }
         opt.testDataDir = a.string("test-data")
         if opt.testDataDir != nil && opt.split != "files" { throw HomefeedError("--test-data goes with --split files") }

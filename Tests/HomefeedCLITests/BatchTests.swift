@@ -450,9 +450,10 @@ struct BatchCommandTests {
         let now = "2026-10-30T12:00:00Z"
         let sharded = dir.sub("sharded"), plain = dir.sub("plain"), shards = dir.sub("shards")
         var shardUsers = 0
-        // Shard jobs share one model, trained first (the unsharded run trains the same one: same data, same seed).
-        let trained = try batch("train", "--data", data, "--store", sharded, "--quiet", in: dir)
-        #expect(trained.ok && trained.stdout.hasPrefix("train: model mf-000001-"), "\(trained)")
+        // Shard jobs share one model, trained first (the unsharded run trains the same one: same data, same seed, same
+        // as-of time — the two-tower model's video features, age and counts, are measured there).
+        let trained = try batch("train", "--data", data, "--store", sharded, "--now", now, "--quiet", in: dir)
+        #expect(trained.ok && trained.stdout.hasPrefix("train: model model-000001-"), "\(trained)")
         for i in 0..<2 {
             let r = try batch("run", "--data", data, "--store", sharded, "--now", now, "--quiet", "--shard", "\(i)/2",
                               "--shard-out", shards, in: dir)

@@ -204,9 +204,9 @@ struct RefreshJobTests {
         let env = ["HOMEFEED_BIN": CLI.binDir!, "HOMEFEED_DATA": data, "HOMEFEED_STORE": store, "HOMEFEED_CONFIG": config]
         let trained = try run(CLI.trainScript, ["--quiet", "--no-tune"], env: env, in: dir)
         #expect(trained.ok && trained.stderr.contains("train: ok in "), "\(trained)")
-        let model = try #require(trained.stdout.firstMatch(of: #/train: model (mf-\S+):/#).map { String($0.1) }, "\(trained)")
+        let model = try #require(trained.stdout.firstMatch(of: #/train: model (model-\S+):/#).map { String($0.1) }, "\(trained)")
         let refreshed = try run(CLI.refreshScript, ["--quiet"], env: env, in: dir)
-        #expect(refreshed.ok && refreshed.stdout.contains("by MF model \(model);"), "\(refreshed)")
+        #expect(refreshed.ok && refreshed.stdout.contains("by models \(model), ranking learned;"), "\(refreshed)")
         var bad = env
         bad["HOMEFEED_DATA"] = dir.sub("no-such-data")
         let failed = try run(CLI.trainScript, ["--quiet"], env: bad, in: dir)

@@ -39,6 +39,7 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
 func testConfig() -> HomefeedConfig {
     var c = HomefeedConfig()
     c.mf.enabled = false
+    c.twoTower.enabled = false
     c.store.blockCacheMB = 8
     c.refresh.threads = 2
     c.lookupd.defaultLimit = 5

@@ -96,7 +96,7 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
             var m = model(users: 3, videos: 4, f: 2)
             names.append(try models.save(&m, createdAt: StandardFixture.t0))
         }
-        #expect(names == ["mf-000001-20240601T000000Z", "mf-000002-20240601T000000Z", "mf-000003-20240601T000000Z"])
+        #expect(names == ["model-000001-20240601T000000Z", "model-000002-20240601T000000Z", "model-000003-20240601T000000Z"])
         #expect(models.latest() == names[2])
         let back = try models.load(names[1])
         let original = model(users: 3, videos: 4, f: 2)

@@ -1,0 +1,265 @@
+import Foundation
+import HomefeedCore
+import HomefeedData
+import HomefeedModels
+import HomefeedStore
+
+/// The two-tower model's inputs, built by the same code at training and at refresh time (docs/MODELS.md).
+///
+/// Every feature is a weighted bag of hashed tokens in its own field (the tower pools Σ weight · E_field[token]),
+/// so categorical, multi-valued and numeric features share one shape. Tokens hash the *external* ids and strings
+/// (FNV-1a 64, mixed): a model trained on yesterday's dataset finds the same rows in today's, whatever the dataset's
+/// internal indices. Numbers are bucketed on a log scale. A bag's weights sum to 1 (a weighted mean).
+struct FeatureEncoder: Sendable {
+    /// User tower fields. History bags leave one video out at training time (the example's own positive).
+    enum UserField: Int, CaseIterable {
+        case id, age, gender, country, language
+        case watched      // the newest relevant videos, recency-weighted by rank: 0.5^(r / history_half_rank)
+        case liked        // the newest liked videos, same weights
+        case historyTags  // the tags of the watched bag, same weights shared among a video's tags
+        case queries      // the words of the newest searches, recency-weighted
+        case hour, weekday, device   // the user's usual context: frequency of each among their interactions
+    }
+    /// Video tower fields.
+    enum VideoField: Int, CaseIterable {
+        case id, language, duration, title, tags, views, likes, age, channel
+    }
+
+    let config: HomefeedConfig.TwoTower
+    /// Per video: its token bag (all fields, precomputed) and, for history bags, its id and tag tokens.
+    let videoOffsets: [Int]
+    let videoField: [UInt8]
+    let videoToken: [UInt32]
+    let videoWeight: [Float]
+    let videoIDToken: [UInt32]
+    let videoTagOffsets: [Int32]
+    let videoTagTokens: [UInt32]
+    /// Per user: the static and context part of their bag, and their relevant videos newest first (liked flagged).
+    let userOffsets: [Int]
+    let userField: [UInt8]
+    let userToken: [UInt32]
+    let userWeight: [Float]
+    let sequenceOffsets: [Int]
+    let sequenceVideo: [Int32]
+    let sequenceLiked: [Bool]
+    /// Per user: disliked videos (hard negatives in training).
+    let dislikeOffsets: [Int]
+    let dislikes: [Int32]
+
+    static func token(_ field: String, _ s: String) -> UInt32 {
+        UInt32(truncatingIfNeeded: StableHash.mix64(StableHash.fnv1a64(s, seed: StableHash.fnv1a64(field))))
+    }
+    static func token(_ field: String, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        UInt32(truncatingIfNeeded: StableHash.mix64(StableHash.fnv1a64(bytes, seed: StableHash.fnv1a64(field))))
+    }
+    /// ⌊log2(1 + x)⌋, capped: the bucket of a count, a duration or an age.
+    static func logBucket(_ x: Double, cap: Int = 24) -> UInt32 { UInt32(min(cap, max(0, Int(log2(1 + max(0, x)))))) }
+
+    /// The towers' shapes for this configuration.
+    static func spec(_ c: HomefeedConfig.TwoTower) -> TwoTowerSpec {
+        func field(_ name: String, _ buckets: Int) -> FeatureField { FeatureField(name: name, buckets: buckets, dim: c.fieldDim) }
+        let user: [FeatureField] = UserField.allCases.map { f in
+            switch f {
+            case .id: field("user_id", c.idBuckets)
+            case .age: field("age", 16)
+            case .gender: field("gender", 8)
+            case .country: field("country", 4096)
+            case .language: field("language", 1024)
+            case .watched: field("watched", c.idBuckets)
+            case .liked: field("liked", c.idBuckets)
+            case .historyTags: field("history_tags", c.tokenBuckets)
+            case .queries: field("queries", c.tokenBuckets)
+            case .hour: field("hour", 24)
+            case .weekday: field("weekday", 7)
+            case .device: field("device", 64)
+            }
+        }
+        let video: [FeatureField] = VideoField.allCases.map { f in
+            switch f {
+            case .id: field("video_id", c.idBuckets)
+            case .language: field("language", 1024)
+            case .duration: field("duration", 32)
+            case .title: field("title", c.tokenBuckets)
+            case .tags: field("tags", c.tokenBuckets)
+            case .views: field("views", 32)
+            case .likes: field("likes", 32)
+            case .age: field("age", 32)
+            case .channel: field("channel", c.tokenBuckets)
+            }
+        }
+        return TwoTowerSpec(user: TowerSpec(fields: user, hidden: c.hidden, output: c.output),
+                            video: TowerSpec(fields: video, hidden: c.hidden, output: c.output),
+                            temperature: Float(c.temperature))
+    }
+
+    /// Precomputes the tables of `data` as of `asOf` (video ages and counts are measured there).
+    init(_ data: Dataset, history: UserHistory, asOf: Int64, config: HomefeedConfig) {
+        self.config = config.twoTower
+        let videos = data.videos, ix = data.interactions
+        let watchFraction = config.data.relevanceWatchFraction
+        // 1. Video counts: relevant views and likes up to asOf.
+        var views = [Int](repeating: 0, count: videos.count), likes = [Int](repeating: 0, count: videos.count)
+        for i in 0..<ix.count where ix.video[i] >= 0 && ix.timestamp[i] <= asOf {
+            let v = Int(ix.video[i])
+            if ix.event[i] == .like { likes[v] += 1 } else if ix.event[i] == .watch { views[v] += 1 }
+        }
+        // 2. Video bags.
+        var vOff = [0], vField: [UInt8] = [], vToken: [UInt32] = [], vWeight: [Float] = []
+        var idTok = [UInt32](repeating: 0, count: videos.count)
+        var tagOff: [Int32] = [0], tagTok: [UInt32] = []
+        let languageTokens = data.languages.count > 0 ? (0..<data.languages.count).map { Self.token("lang", data.languages[$0]) } : []
+        let tagTokens = (0..<data.tags.count).map { Self.token("tag", data.tags[$0]) }
+        let channelTokens = (0..<data.channels.count).map { Self.token("channel", data.channels[$0]) }
+        for v in 0..<videos.count {
+            func put(_ f: VideoField, _ t: UInt32, _ w: Float = 1) { vField.append(UInt8(f.rawValue)); vToken.append(t); vWeight.append(w) }
+            let id = videos.ids.withBytes(v) { Self.token("video", $0) }
+            idTok[v] = id
+            put(.id, id)
+            put(.language, languageTokens[Int(videos.language[v])])
+            put(.duration, Self.logBucket(Double(videos.durationSeconds[v])))
+            let words = Self.words(videos.titles[v])
+            for w in words { put(.title, Self.token("word", w), 1 / Float(words.count)) }
+            let tags = videos.tags(of: v)
+            for t in tags { put(.tags, tagTokens[Int(t)], 1 / Float(tags.count)); tagTok.append(tagTokens[Int(t)]) }
+            tagOff.append(Int32(tagTok.count))
+            put(.views, Self.logBucket(Double(views[v])))
+            put(.likes, Self.logBucket(Double(likes[v])))
+            let published = videos.publishedAt[v]
+            put(.age, published == Int64.min ? 31 : Self.logBucket(Double(asOf - published) / 3600))
+            if videos.channel[v] >= 0 { put(.channel, channelTokens[Int(videos.channel[v])]) }
+            vOff.append(vToken.count)
+        }
+        videoOffsets = vOff; videoField = vField; videoToken = vToken; videoWeight = vWeight
+        videoIDToken = idTok; videoTagOffsets = tagOff; videoTagTokens = tagTok
+
+        // 3. User bags: static features and usual context; relevant videos newest first; dislikes.
+        var uOff = [0], uField: [UInt8] = [], uToken: [UInt32] = [], uWeight: [Float] = []
+        var sOff = [0], sVideo: [Int32] = [], sLiked: [Bool] = []
+        var dOff = [0], dis: [Int32] = []
+        let users = data.users
+        var seq: [(t: Int64, v: Int32, liked: Bool)] = [], searches: [(t: Int64, q: Int32)] = []
+        var hours = [Float](repeating: 0, count: 24), days = [Float](repeating: 0, count: 7), devices: [Int: Float] = [:]
+        let half = config.twoTower.historyHalfRank
+        for u in 0..<users.count {
+            func put(_ f: UserField, _ t: UInt32, _ w: Float = 1) { uField.append(UInt8(f.rawValue)); uToken.append(t); uWeight.append(w) }
+            put(.id, users.ids.withBytes(u) { Self.token("user", $0) })
+            put(.age, UInt32(AgeBucket(age: Int(users.age[u])).rawValue))
+            put(.gender, UInt32(users.gender[u].rawValue))
+            put(.country, UInt32(users.country[u].raw))
+            put(.language, languageTokens.isEmpty ? 0 : languageTokens[Int(users.language[u])])
+            seq.removeAll(keepingCapacity: true); searches.removeAll(keepingCapacity: true)
+            for k in hours.indices { hours[k] = 0 }
+            for k in days.indices { days[k] = 0 }
+            devices.removeAll(keepingCapacity: true)
+            var events: Float = 0
+            let dislikeStart = dis.count
+            for i32 in history.interactions(of: u) {
+                let i = Int(i32)
+                let t = ix.timestamp[i]
+                guard t <= asOf else { continue }
+                if ix.event[i] == .search {
+                    if ix.query[i] >= 0 { searches.append((t, ix.query[i])) }
+                } else if ix.event[i] == .dislike {
+                    dis.append(ix.video[i])
+                } else if data.isRelevant(i, watchFraction: watchFraction) {
+                    seq.append((t, ix.video[i], ix.event[i] == .like))
+                }
+                // Usual context, in UTC.
+                let secondOfDay = ((t % 86400) + 86400) % 86400
+                hours[Int(secondOfDay / 3600)] += 1
+                days[Int((((t / 86400) % 7) + 7 + 3) % 7)] += 1   // 1970-01-01 was a Thursday: 0 = Monday
+                devices[Int(ix.device[i]), default: 0] += 1
+                events += 1
+            }
+            if events > 0 {
+                for (h, n) in hours.enumerated() where n > 0 { put(.hour, UInt32(h), n / events) }
+                for (d, n) in days.enumerated() where n > 0 { put(.weekday, UInt32(d), n / events) }
+                for (d, n) in devices.sorted(by: { $0.key < $1.key }) { put(.device, UInt32(d), n / events) }
+            }
+            // The newest searches' words, recency-weighted by search rank.
+            searches.sort { $0.t > $1.t }
+            var queryWeights: [(UInt32, Float)] = []
+            for (r, s) in searches.prefix(20).enumerated() {
+                let words = Self.words(data.queries[Int(s.q)])
+                let w = Float(exp2(-Double(r) / half)) / Float(max(1, words.count))
+                for word in words { queryWeights.append((Self.token("word", word), w)) }
+            }
+            let total = queryWeights.reduce(Float(0)) { $0 + $1.1 }
+            for (t, w) in queryWeights { put(.queries, t, w / total) }
+            uOff.append(uToken.count)
+            // Relevant videos newest first, one entry per video (its newest relevant interaction; liked if any like).
+            seq.sort { $0.t != $1.t ? $0.t > $1.t : $0.v < $1.v }
+            var seenHere = Set<Int32>(), likedHere = Set<Int32>()
+            for e in seq where e.liked { likedHere.insert(e.v) }
+            for e in seq where seenHere.insert(e.v).inserted {
+                sVideo.append(e.v); sLiked.append(likedHere.contains(e.v))
+            }
+            sOff.append(sVideo.count)
+            dis[dislikeStart...].sort()
+            dOff.append(dis.count)
+        }
+        userOffsets = uOff; userField = uField; userToken = uToken; userWeight = uWeight
+        sequenceOffsets = sOff; sequenceVideo = sVideo; sequenceLiked = sLiked
+        dislikeOffsets = dOff; dislikes = dis
+    }
+
+    /// Lowercased words of letters and digits (titles, queries).
+    static func words(_ s: String) -> [String] {
+        s.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
+    }
+
+    /// Appends user `u`'s row: static features, usual context, history bags (leaving `excluding` out, −1 = none).
+    func userRow(_ u: Int, excluding: Int32 = -1, into rows: inout FeatureRows) {
+        for k in userOffsets[u]..<userOffsets[u + 1] { rows.add(Int(userField[k]), userToken[k], userWeight[k]) }
+        appendHistory(sequenceOffsets[u]..<sequenceOffsets[u + 1], excluding: excluding, into: &rows)
+        rows.endRow()
+    }
+
+    /// Appends a row for someone known only by attributes (a cold-start segment): no id, no history, no context.
+    func attributeRow(country: CountryCode, language: String, age: AgeBucket, gender: SegmentGender, into rows: inout FeatureRows) {
+        rows.add(UserField.age.rawValue, UInt32(age.rawValue))
+        rows.add(UserField.gender.rawValue, UInt32(gender.rawValue))
+        rows.add(UserField.country.rawValue, UInt32(country.raw))
+        rows.add(UserField.language.rawValue, Self.token("lang", language))
+        rows.endRow()
+    }
+
+    /// The watched, liked and history-tag bags of the newest `history_length` entries of `range`.
+    private func appendHistory(_ range: Range<Int>, excluding: Int32, into rows: inout FeatureRows) {
+        let half = config.historyHalfRank, length = config.historyLength
+        var watchedTotal: Float = 0, likedTotal: Float = 0
+        var r = 0, likedRank = 0
+        // 1. Normalizers: Σ 0.5^(r / half) over the kept entries.
+        for k in range where sequenceVideo[k] != excluding {
+            if r >= length { break }
+            watchedTotal += Float(exp2(-Double(r) / half))
+            if sequenceLiked[k] { likedTotal += Float(exp2(-Double(likedRank) / half)); likedRank += 1 }
+            r += 1
+        }
+        guard watchedTotal > 0 else { return }
+        // 2. The bags.
+        r = 0; likedRank = 0
+        for k in range where sequenceVideo[k] != excluding {
+            if r >= length { break }
+            let v = Int(sequenceVideo[k])
+            let w = Float(exp2(-Double(r) / half)) / watchedTotal
+            rows.add(UserField.watched.rawValue, videoIDToken[v], w)
+            let tags = Int(videoTagOffsets[v])..<Int(videoTagOffsets[v + 1])
+            for t in tags { rows.add(UserField.historyTags.rawValue, videoTagTokens[t], w / Float(tags.count)) }
+            if sequenceLiked[k] {
+                rows.add(UserField.liked.rawValue, videoIDToken[v], Float(exp2(-Double(likedRank) / half)) / likedTotal)
+                likedRank += 1
+            }
+            r += 1
+        }
+    }
+
+    /// Appends video `v`'s row.
+    func videoRow(_ v: Int, into rows: inout FeatureRows) {
+        for k in videoOffsets[v]..<videoOffsets[v + 1] { rows.add(Int(videoField[k]), videoToken[k], videoWeight[k]) }
+        rows.endRow()
+    }
+
+    func dislikes(of u: Int) -> ArraySlice<Int32> { dislikes[dislikeOffsets[u]..<dislikeOffsets[u + 1]] }
+    func hasHistory(_ u: Int) -> Bool { sequenceOffsets[u + 1] > sequenceOffsets[u] }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+@testable import HomefeedCore
+@testable import HomefeedData
+@testable import HomefeedEval
+@testable import HomefeedModels
+@testable import HomefeedPipeline
+@testable import HomefeedStore
+import HomefeedSynthetic
+import HomefeedTestSupport
+
+/// A small, quick configuration of the models (debug builds run these tests).
+func smallModels() -> HomefeedConfig {
+    var c = HomefeedConfig()
+    c.mf.tune = "off"; c.mf.factors = 16; c.mf.iterations = 5
+    c.twoTower.epochs = 4; c.twoTower.hidden = 32; c.twoTower.output = 16; c.twoTower.fieldDim = 16
+    c.twoTower.idBuckets = 8192; c.twoTower.tokenBuckets = 4096
+    c.rank.segmentMinUsers = 5
+    return c
+}
+
+@Suite struct TwoTowerPipelineTests {
+    /// Rewrites a CSV file with its data rows in reverse order (so a reload interns ids at other indices).
+    func reverseRows(_ path: String) throws {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: true)
+        try ([lines[0]] + lines.dropFirst().reversed()).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func entries(_ rows: FeatureRows, _ r: Int) -> [String] {
+        rows.entries(ofRow: r).map { "\($0.field):\($0.token):\($0.weight)" }.sorted()
+    }
+
+    /// The same user and video get the same feature rows whatever the dataset's internal indices (tokens hash the
+    /// external ids): what training saw is what the refresh computes. A training example's user row is the refresh
+    /// row with the example's own video left out of the history bags.
+    @Test func featuresAreTheSameAtTrainingAndRefreshTime() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        _ = try Generator.generate(GeneratorConfig(users: 300, videos: 200, seed: 5), out: dir.sub("a"), progress: false)
+        _ = try Generator.generate(GeneratorConfig(users: 300, videos: 200, seed: 5), out: dir.sub("b"), progress: false)
+        try reverseRows(dir.sub("b") + "/users.csv"); try reverseRows(dir.sub("b") + "/videos.csv")
+        let config = smallModels()
+        let a = try DatasetLoader.load(directory: dir.sub("a"), config: config.data, progress: false)
+        let b = try DatasetLoader.load(directory: dir.sub("b"), config: config.data, progress: false)
+        let asOf = try #require(a.newestInteraction)
+        let ea = FeatureEncoder(a, history: UserHistory(a), asOf: asOf, config: config)
+        let eb = FeatureEncoder(b, history: UserHistory(b), asOf: asOf, config: config)
+        #expect(a.users.ids[0] != b.users.ids[0], "the reload must intern users in another order")
+        var checked = 0, withHistory = 0
+        for u in 0..<a.users.count {
+            let ub = Int(try #require(b.users.ids.index(of: a.users.ids[u])))
+            var ra = FeatureRows(fields: FeatureEncoder.UserField.allCases.count), rb = ra
+            ea.userRow(u, into: &ra); eb.userRow(ub, into: &rb)
+            #expect(entries(ra, 0) == entries(rb, 0), "user \(a.users.ids[u])")
+            checked += 1
+            // Leave-one-out: the example of the user's newest relevant video.
+            guard ea.hasHistory(u) else { continue }
+            withHistory += 1
+            let v = ea.sequenceVideo[ea.sequenceOffsets[u]]
+            var ex = FeatureRows(fields: FeatureEncoder.UserField.allCases.count)
+            ea.userRow(u, excluding: v, into: &ex)
+            let watched = FeatureEncoder.UserField.watched.rawValue
+            let token = ea.videoIDToken[Int(v)]
+            #expect(ra.entries(ofRow: 0).contains { $0.field == watched && $0.token == token })
+            #expect(!ex.entries(ofRow: 0).contains { $0.field == watched && $0.token == token })
+        }
+        for v in 0..<a.videos.count {
+            let vb = Int(try #require(b.videos.ids.index(of: a.videos.ids[v])))
+            var ra = FeatureRows(fields: FeatureEncoder.VideoField.allCases.count), rb = ra
+            ea.videoRow(v, into: &ra); eb.videoRow(vb, into: &rb)
+            #expect(entries(ra, 0) == entries(rb, 0), "video \(a.videos.ids[v])")
+        }
+        #expect(checked == 300 && withHistory > 100)
+    }
+
+    /// A refresh with both models: the learned ranker ranks, two-tower candidates reach the lists, every list
+    /// honours the diversity caps, segment lists are published, and users without history who signed up in the
+    /// window get lists from the user tower on features alone — lists that are not the popular list and that depend
+    /// on the user's features.
+    @Test func refreshWithBothModels() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        _ = try Generator.generate(GeneratorConfig(users: 1500, videos: 400, seed: 9), out: dir.sub("data"), progress: false)
+        var config = smallModels()
+        config.refresh.activeDays = 3650   // everyone who signed up in the data's span counts as new
+        config.refresh.threads = 2
+        var opt = RefreshOptions(dataDir: dir.sub("data"), storeDir: dir.sub("store"))
+        opt.quiet = true
+        let summary = try Refresh.run(opt, config: config)
+        let meta = summary.metadata
+        #expect(meta.models["two_tower"] != nil && meta.models["two_tower"] == meta.models["mf"])
+        #expect(meta.counts.segmentLists > 0)
+        let store = VersionedStore(root: dir.sub("store"))
+        let version = try StoreVersion(store: store, name: try #require(try store.current()))
+        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
+        let history = UserHistory(data)
+        var sources: [CandidateSource: Int] = [:]
+        var cold: [(user: Int, list: [UInt32])] = []
+        for u in 0..<data.users.count {
+            guard let list = try version.userList(data.users.ids[u]) else { continue }
+            var perChannel: [Int32: Int] = [:]
+            var run = 0, previous: Int32 = -2
+            for (k, v) in list.videos.enumerated() {
+                let c = data.videos.channel[Int(v)]
+                sources[list.sources[k], default: 0] += 1
+                guard c >= 0 else { previous = -2; run = 0; continue }
+                perChannel[c, default: 0] += 1
+                run = c == previous ? run + 1 : 1
+                previous = c
+                #expect(run <= config.rank.maxChannelRun, "user \(data.users.ids[u]): a run of \(run) videos of channel \(c)")
+            }
+            #expect(perChannel.values.allSatisfy { $0 <= config.rank.maxPerChannel })
+            if !history.hasHistory(u) { cold.append((u, list.videos)) }
+        }
+        #expect((sources[.twoTower] ?? 0) > 0 && (sources[.mf] ?? 0) > 0, "\(sources)")
+        // Cold users: lists differ from their region's popular list and from each other when features differ.
+        #expect(cold.count >= 10, "generated users without history: \(cold.count)")
+        let popular = version.popularLists.filter { $0.scope == .region }
+        var differentFromPopular = 0
+        for c in cold {
+            let country = data.users.country[c.user].description
+            if let p = popular.first(where: { $0.code == country }), Array(p.list.videos.prefix(20)) != Array(c.list.prefix(20)) {
+                differentFromPopular += 1
+            }
+        }
+        #expect(differentFromPopular == cold.count)
+        func attributes(_ u: Int) -> String {
+            "\(data.users.country[u]) \(data.users.language[u]) \(AgeBucket(age: Int(data.users.age[u]))) \(data.users.gender[u])"
+        }
+        let byAttributes = Dictionary(grouping: cold, by: { attributes($0.user) })
+        #expect(byAttributes.count >= 2)
+        let tops = Set(byAttributes.values.map { Array($0[0].list.prefix(10)) })
+        #expect(tops.count >= 2, "users with different features got the same lists")
+    }
+}
