@@ -121,6 +121,10 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// Fresh uploads: videos published within fresh_hours of --now join the candidates (fresh_candidates at most).
         public var freshHours = 72.0
         public var freshCandidates = 200
+        /// Exploration for fresh uploads (two-tower and learned ranking, which can score them): at least this many
+        /// fresh videos among the first fresh_slot_depth entries of every list, the best-scored ones (0 = off).
+        public var freshSlots = 1
+        public var freshSlotDepth = 10
         /// Two-tower candidates per user (0 = refresh.candidates_per_source).
         public var twoTowerCandidates = 0
         /// Diversity: at most max_per_channel videos of one channel per list, at most max_channel_run in a row, and one
@@ -188,7 +192,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
         "two_tower.patience", "two_tower.validation_fraction", "two_tower.max_examples", "two_tower.seed", "two_tower.threads",
-        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.fresh_hours", "rank.fresh_candidates",
+        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
         "rank.two_tower_candidates", "rank.max_per_channel", "rank.max_channel_run", "rank.drop_near_duplicates",
         "rank.segment_min_users",
         "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
@@ -265,6 +269,8 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("rank.ranker_users", &rank.rankerUsers)
         try file.double("rank.fresh_hours", &rank.freshHours)
         try file.int("rank.fresh_candidates", &rank.freshCandidates)
+        try file.int("rank.fresh_slots", &rank.freshSlots)
+        try file.int("rank.fresh_slot_depth", &rank.freshSlotDepth)
         try file.int("rank.two_tower_candidates", &rank.twoTowerCandidates)
         try file.int("rank.max_per_channel", &rank.maxPerChannel)
         try file.int("rank.max_channel_run", &rank.maxChannelRun)
@@ -335,7 +341,8 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(twoTower.validationFraction > 0 && twoTower.validationFraction < 1, "two_tower.validation_fraction must be in (0, 1)")
         try check(["learned", "mf"].contains(rank.ranker), "rank.ranker must be learned or mf (got '\(rank.ranker)')")
         try check(rank.rankerValidationFraction > 0 && rank.rankerValidationFraction < 1, "rank.ranker_validation_fraction must be in (0, 1)")
-        try check([rank.rankerUsers, rank.freshCandidates, rank.twoTowerCandidates, rank.maxPerChannel, rank.maxChannelRun,
+        try check(rank.freshSlots <= rank.freshSlotDepth, "rank.fresh_slots must be ≤ fresh_slot_depth")
+        try check([rank.rankerUsers, rank.freshCandidates, rank.freshSlots, rank.freshSlotDepth, rank.twoTowerCandidates, rank.maxPerChannel, rank.maxChannelRun,
                    rank.segmentMinUsers].allSatisfy { $0 >= 0 } && rank.freshHours >= 0,
                   "rank.ranker_users, fresh_*, two_tower_candidates, max_*, segment_min_users must be ≥ 0")
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")

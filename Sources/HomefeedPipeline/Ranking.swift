@@ -50,6 +50,11 @@ struct Scorers: Sendable {
     let duplicateKey: [UInt64]
     let caps: DiversityCaps
     let twoTowerK: Int
+    /// Videos published at or after this time are fresh; `fresh_slots` of them go into the first `fresh_slot_depth`
+    /// entries (two-tower and learned ranking).
+    let freshSince: Int64
+    let freshSlots: Int
+    let freshSlotDepth: Int
 
     init(data: Dataset, asOf: Int64, config: HomefeedConfig, mf: MFSource?, twoTower: TwoTowerSource?,
          ranker: LinearRanker?, mode: Mode? = nil) {
@@ -80,6 +85,9 @@ struct Scorers: Sendable {
         }
         duplicateKey = NearDuplicate.keys(videos)
         let since = asOf - Int64(config.rank.freshHours * 3600)
+        freshSince = since
+        freshSlots = config.rank.freshSlots
+        freshSlotDepth = config.rank.freshSlotDepth
         let published = videos.publishedAt
         var recent: [Int] = (0..<videos.count).filter { (v: Int) -> Bool in published[v] >= since && published[v] <= asOf }
         recent.sort { (a: Int, b: Int) -> Bool in published[a] != published[b] ? published[a] > published[b] : a < b }
@@ -108,6 +116,8 @@ struct RankScratch {
     var top: TopK
     var features: [Float] = []
     var ranked: [RankedCandidate] = []
+    /// Fresh candidates with their scores (for the fresh slots).
+    var fresh: [RankedCandidate] = []
     var diversity = DiversityScratch()
 }
 
@@ -270,6 +280,8 @@ extension Refresh {
         let set = s.set
         gather(c, data: data, history: history, popularity: popularity, scorers: scorers, perSource: perSource, set: set)
         s.top.reset()
+        s.fresh.removeAll(keepingCapacity: true)
+        let published = data.videos.publishedAt
         let userLanguage = c.language
         data.videos.language.withUnsafeBufferPointer { videoLanguage in
             func blend(_ i: Int) -> Float {
@@ -284,7 +296,9 @@ extension Refresh {
                     tt.embeddings.values.withUnsafeBufferPointer { x in
                         let d = tt.source.dim, eu = x.baseAddress! + tt.row * d
                         for i in 0..<set.count {
-                            s.top.offer(score: Kernels.dot(eu, y.baseAddress! + Int(set.video(i)) * d, d), video: set.video(i), candidate: Int32(i))
+                            let score = Kernels.dot(eu, y.baseAddress! + Int(set.video(i)) * d, d)
+                            s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
+                            if published[Int(set.video(i))] >= scorers.freshSince { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                         }
                     }
                 }
@@ -293,7 +307,9 @@ extension Refresh {
                 let ranker = scorers.ranker!, dim = RankingFeatures.count
                 s.features.withUnsafeBufferPointer { f in
                     for i in 0..<set.count {
-                        s.top.offer(score: ranker.score(f.baseAddress! + i * dim), video: set.video(i), candidate: Int32(i))
+                        let score = ranker.score(f.baseAddress! + i * dim)
+                        s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
+                        if published[Int(set.video(i))] >= scorers.freshSince { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                     }
                 }
             default:
@@ -303,6 +319,10 @@ extension Refresh {
         // Diversity re-rank of the best (pool = 3 × list size when a cap is active), then the list.
         s.ranked.removeAll(keepingCapacity: true)
         for item in s.top.sorted() { s.ranked.append((item.video, item.score, set.firstSource(Int(item.candidate)))) }
+        if scorers.freshSlots > 0 && !s.fresh.isEmpty {
+            reserveFreshSlots(&s.ranked, fresh: s.fresh, isFresh: { published[Int($0)] >= scorers.freshSince },
+                              slots: scorers.freshSlots, depth: scorers.freshSlotDepth)
+        }
         let channels = data.videos.channel, keys = scorers.duplicateKey
         let kept = scorers.caps.isActive
             ? diversify(s.ranked, channel: { channels[Int($0)] }, duplicateKey: { keys[Int($0)] }, caps: scorers.caps,
@@ -314,6 +334,26 @@ extension Refresh {
         if c.user >= 0 { list.seenFilter = SeenFilter.build(history.seen(of: c.user)) }
         for e in kept { list.videos.append(e.video); list.scores.append(e.score); list.sources.append(e.source) }
         return list
+    }
+
+    /// Exploration for fresh uploads, on the best-first pool before the diversity re-rank (whose caps still apply):
+    /// when its first `fresh_slot_depth` entries hold fewer than `fresh_slots` fresh videos, the best-scored fresh
+    /// candidates (`fresh`, any order) move to the end of that window, pushing the entries there down by one.
+    static func reserveFreshSlots(_ pool: inout [RankedCandidate], fresh: [RankedCandidate], isFresh: (UInt32) -> Bool,
+                                  slots: Int, depth window: Int) {
+        let depth = min(window, pool.count)
+        var missing = slots - pool.prefix(depth).reduce(0) { $0 + (isFresh($1.video) ? 1 : 0) }
+        guard missing > 0, depth > 0 else { return }
+        let inWindow = Set(pool.prefix(depth).map(\.video))
+        var promoted: [RankedCandidate] = []
+        for e in fresh.sorted(by: { $0.score != $1.score ? $0.score > $1.score : $0.video < $1.video })
+            where missing > 0 && !inWindow.contains(e.video) {
+            promoted.append(e); missing -= 1
+        }
+        guard !promoted.isEmpty else { return }
+        let moved = Set(promoted.map(\.video))
+        pool.removeAll { moved.contains($0.video) }
+        pool.insert(contentsOf: promoted, at: max(0, min(depth, pool.count) - promoted.count))
     }
 
     /// MF ranking: x_u·y_v, or with ranking weights (a, b) ≠ 0

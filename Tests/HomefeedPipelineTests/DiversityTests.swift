@@ -230,4 +230,21 @@ struct DiversityCase {
         for t in ["Cats compilation #3", "", "dogs", "Cats compilation 4"] { videos.titles.append(t) }
         #expect(NearDuplicate.keys(videos) == [k("cats compilation"), 0, k("Dogs"), k("cats compilation")])
     }
+
+    /// Fresh slots: with none of the fresh videos (ids ≥ 100) in the first 10 entries, the best-scored fresh candidate
+    /// moves to position 10 (index 9), the entries from there shift down by one, nothing else moves; a window that
+    /// already holds enough fresh videos is left alone.
+    @Test func freshSlotsPromoteTheBestFreshCandidate() {
+        let pool: [RankedCandidate] = (0..<20).map { (UInt32($0), Float(100 - $0), .mf) } + [(101, 50, .fresh)]
+        let fresh: [RankedCandidate] = [(101, 50, .fresh), (102, 70, .fresh), (103, 10, .fresh)]
+        var p = pool
+        Refresh.reserveFreshSlots(&p, fresh: fresh, isFresh: { $0 >= 100 }, slots: 1, depth: 10)
+        #expect(p.map(\.video) == Array(0..<9) + [102] + Array(9..<20) + [101])
+        var two = pool
+        Refresh.reserveFreshSlots(&two, fresh: fresh, isFresh: { $0 >= 100 }, slots: 2, depth: 10)
+        #expect(two.map(\.video) == Array(0..<8) + [102, 101] + Array(8..<20))
+        var already = p
+        Refresh.reserveFreshSlots(&already, fresh: fresh, isFresh: { $0 >= 100 }, slots: 1, depth: 10)
+        #expect(already.map(\.video) == p.map(\.video))
+    }
 }
