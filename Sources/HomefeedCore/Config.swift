@@ -93,6 +93,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// History bags: the newest N relevant videos, the video r places back weighted 0.5^(r / history_half_rank).
         public var historyLength = 50
         public var historyHalfRank = 10.0
+        /// A training example's history: "before" (only what the user did before the example's video: the refresh's
+        /// question, what comes next) or "others" (every other relevant video, newer ones too).
+        public var trainingHistory = "before"
         /// Training: passes over the examples (early stopping may end sooner), examples per batch, Adam step,
         /// softmax temperature, shared random negatives per batch, epochs without validation gain before stopping.
         public var epochs = 12
@@ -101,9 +104,10 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var temperature = 0.05
         public var randomNegatives = 256
         public var patience = 2
-        /// Share of the examples held out for early stopping; at most max_examples examples per epoch (0 = all).
+        /// Share of the examples held out for early stopping; at most max_examples examples (a seeded sample, 0 = all),
+        /// which bounds the daily train on large data.
         public var validationFraction = 0.05
-        public var maxExamples = 0
+        public var maxExamples = 2_000_000
         public var seed = 42
         /// Worker threads for training; 0 = all cores.
         public var threads = 0
@@ -122,8 +126,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var freshHours = 72.0
         public var freshCandidates = 200
         /// Exploration for fresh uploads (two-tower and learned ranking, which can score them): at least this many
-        /// fresh videos among the first fresh_slot_depth entries of every list, the best-scored ones (0 = off).
-        public var freshSlots = 1
+        /// fresh videos among the first fresh_slot_depth entries of every list, the best-scored ones (0 = off; the
+        /// trade-off measured in docs/QUALITY.md).
+        public var freshSlots = 0
         public var freshSlotDepth = 10
         /// Two-tower candidates per user (0 = refresh.candidates_per_source).
         public var twoTowerCandidates = 0
@@ -189,7 +194,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "mf.validation_fraction", "mf.retrieval", "mf.ivf_min_videos", "mf.ivf_cells", "mf.ivf_probe", "mf.keep_models",
         "mf.seed", "mf.threads",
         "two_tower.enabled", "two_tower.field_dim", "two_tower.hidden", "two_tower.output", "two_tower.id_buckets",
-        "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.epochs",
+        "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.training_history", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
         "two_tower.patience", "two_tower.validation_fraction", "two_tower.max_examples", "two_tower.seed", "two_tower.threads",
         "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
@@ -254,6 +259,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("two_tower.token_buckets", &twoTower.tokenBuckets)
         try file.int("two_tower.history_length", &twoTower.historyLength)
         try file.double("two_tower.history_half_rank", &twoTower.historyHalfRank)
+        file.string("two_tower.training_history", &twoTower.trainingHistory)
         try file.int("two_tower.epochs", &twoTower.epochs)
         try file.int("two_tower.batch_size", &twoTower.batchSize)
         try file.double("two_tower.learning_rate", &twoTower.learningRate)
@@ -334,6 +340,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check([twoTower.fieldDim, twoTower.hidden, twoTower.output, twoTower.idBuckets, twoTower.tokenBuckets,
                    twoTower.historyLength, twoTower.epochs, twoTower.batchSize].allSatisfy { $0 >= 1 },
                   "two_tower.field_dim, hidden, output, *_buckets, history_length, epochs, batch_size must be ≥ 1")
+        try check(["before", "others"].contains(twoTower.trainingHistory), "two_tower.training_history must be before or others (got '\(twoTower.trainingHistory)')")
         try check(twoTower.learningRate > 0 && twoTower.temperature > 0 && twoTower.historyHalfRank > 0,
                   "two_tower.learning_rate, temperature, history_half_rank must be > 0")
         try check(twoTower.randomNegatives >= 0 && twoTower.patience >= 0 && twoTower.maxExamples >= 0 && twoTower.threads >= 0,

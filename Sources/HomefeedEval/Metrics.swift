@@ -452,20 +452,20 @@ public struct EvalReport: Codable, Sendable, Equatable {
     /// How far fresh videos reach (set by the caller that knows which videos are fresh).
     public var fresh: FreshReach?
 
-    /// Fresh videos — published within the freshness window of the split's as-of time, so no model trained on
-    /// interactions knows them — in the lists' top k: how many distinct ones appear (reach), and how many of the
-    /// held-out relevant (user, fresh video) pairs the lists hit (recall).
+    /// Fresh videos — published within the freshness window of the split's as-of time, which models trained on
+    /// interactions barely know: how many distinct ones appear in some list (reach) and in some top k, and how many of
+    /// the held-out relevant (user, fresh video) pairs the lists hit, in the top k and anywhere in the list.
     public struct FreshReach: Codable, Sendable, Equatable {
         public var k: Int
         public var videos: Int
-        public var reached: Int
-        public var truthPairs: Int
-        public var hits: Int
+        public var reached = 0
+        public var reachedInTop = 0
+        public var truthPairs = 0
+        public var hits = 0
+        public var hitsInList = 0
         public var reach: Double { videos > 0 ? Double(reached) / Double(videos) : 0 }
         public var recall: Double { truthPairs > 0 ? Double(hits) / Double(truthPairs) : 0 }
-        public init(k: Int, videos: Int, reached: Int, truthPairs: Int, hits: Int) {
-            self.k = k; self.videos = videos; self.reached = reached; self.truthPairs = truthPairs; self.hits = hits
-        }
+        public init(k: Int, videos: Int) { self.k = k; self.videos = videos }
     }
 
     public init(label: String = "") { self.label = label }
@@ -523,8 +523,8 @@ public struct EvalReport: Codable, Sendable, Equatable {
             }
         }
         if let f = fresh {
-            lines.append("fresh videos (\(f.videos)): \(f.reached) in some top \(f.k) (reach \(Format.fixed(f.reach, 4))); "
-                + "\(f.hits) of \(f.truthPairs) held-out relevant pairs hit (recall@\(f.k) \(Format.fixed(f.recall, 4)))")
+            lines.append("fresh videos (\(f.videos)): \(f.reached) in some list (reach \(Format.fixed(f.reach, 4))), \(f.reachedInTop) in some top \(f.k); "
+                + "held-out relevant pairs \(f.truthPairs): \(f.hits) hit in the top \(f.k) (recall \(Format.fixed(f.recall, 4))), \(f.hitsInList) in the list")
         }
         if usersWithDuplicateItems > 0 || seenInTrainRecommended > 0 {
             lines.append("warning: \(usersWithDuplicateItems) lists with duplicate videos, "

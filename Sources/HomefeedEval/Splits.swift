@@ -169,7 +169,9 @@ public enum Holdout {
     /// of them is test. The draw of a user depends only on `seed`, the user's id and their interactions in file
     /// order (a `SeededRandom` seeded with FNV-1a 64 of the id; recipe in docs/EVALUATION.md): reproducible across
     /// runs and machines, and unaffected by other users.
+    /// `heldOutUsers` < 1 holds out interactions of only that seeded share of the users (the others keep all theirs).
     public static func randomSplit(_ data: Dataset, testFraction: Double, seed: UInt64, coldUsers: Double = 0,
+                                   heldOutUsers: Double = 1,
                                    options: TestSetOptions = TestSetOptions()) throws -> HoldoutSplit {
         try check(testFraction)
         var order: [Int32] = []
@@ -179,6 +181,7 @@ public enum Holdout {
         for u in 0..<data.users.count {
             let lo = offsets[u], hi = offsets[u + 1]
             if hi == lo { continue }
+            if heldOutUsers < 1 && !isCold(data, u, fraction: heldOutUsers, seed: seed &+ 1) { continue }
             let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0, seed: StableHash.offsetBasis ^ salt) }
             var rng = SeededRandom(seed: h)
             // Fisher–Yates (our own, so the order never depends on the standard library's shuffle).

@@ -10,7 +10,7 @@ extension Refresh {
     /// user's, into a fallback-length list the daemon serves to unknown users who pass those attributes.
     static func segmentLists(_ data: Dataset, popularity: Popularity, scorers: Scorers, config: HomefeedConfig,
                              threads: Int) throws -> [(scope: PopularScope, code: String, list: RecommendationList)] {
-        guard let tt = scorers.twoTower, config.rank.segmentMinUsers > 0 else { return [] }
+        guard let tt = scorers.twoTower, scorers.usesTwoTower, config.rank.segmentMinUsers > 0 else { return [] }
         // 1. Segments with enough users.
         var counts: [UserSegment: (n: Int, language: Int32)] = [:]
         let users = data.users

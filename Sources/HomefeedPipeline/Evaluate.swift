@@ -75,7 +75,7 @@ public enum Evaluate {
         //    two-tower alone, and the hybrid (every source, the learned ranker); cold users apart.
         let tags = TagVectors(train)
         let freshSince = asOf - Int64(config.rank.freshHours * 3600)
-        let fresh = Set((0..<Int32(train.videos.count)).filter { train.videos.publishedAt[Int($0)] >= freshSince })
+        let fresh = Set((0..<Int32(train.videos.count)).filter { train.videos.publishedAt[Int($0)] >= freshSince && train.videos.publishedAt[Int($0)] <= asOf })
         func report(_ label: String, _ users: TestUsers, _ mode: Scorers.Mode, fallbackUnlessMF: Bool) throws -> EvalReport {
             let scorers = Scorers(data: train, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker, mode: mode)
             return try score(users, train: train, history: history, popularity: popularity, scorers: scorers, config: config,
@@ -112,19 +112,22 @@ public enum Evaluate {
         }
         var acc = try MetricsAccumulator(ks: ks, catalogSize: train.videos.count, tags: tags)
         let k = ks.contains(10) ? 10 : ks.max() ?? 10
-        var reach = EvalReport.FreshReach(k: k, videos: fresh.count, reached: 0, truthPairs: 0, hits: 0)
-        var reached = Set<Int32>()
+        var reach = EvalReport.FreshReach(k: k, videos: fresh.count)
+        var reachedTop = Set<Int32>(), reached = Set<Int32>()
         for u in users {
             let r = byUser[u.user]
             acc.add(u, list: r?.list ?? [], fallback: fallbackUnlessMF && !(r?.mf ?? false))
-            guard !fresh.isEmpty else { continue }
-            let top = Set((r?.list ?? []).prefix(k))
-            for v in top where fresh.contains(v) { reached.insert(v) }
+            guard !fresh.isEmpty, let list = r?.list else { continue }
+            let top = Set(list.prefix(k)), all = Set(list)
+            for v in list where fresh.contains(v) { reached.insert(v) }
+            for v in top where fresh.contains(v) { reachedTop.insert(v) }
             for v in u.truth where fresh.contains(v) {
                 reach.truthPairs += 1
                 if top.contains(v) { reach.hits += 1 }
+                if all.contains(v) { reach.hitsInList += 1 }
             }
         }
+        reach.reachedInTop = reachedTop.count
         reach.reached = reached.count
         return EvalReportBuilder(accumulator: acc, fresh: fresh.isEmpty ? nil : reach)
     }

@@ -11,6 +11,9 @@ import HomefeedStore
 /// (FNV-1a 64, mixed): a model trained on yesterday's dataset finds the same rows in today's, whatever the dataset's
 /// internal indices. Numbers are bucketed on a log scale. A bag's weights sum to 1 (a weighted mean).
 struct FeatureEncoder: Sendable {
+    /// The recipe of the tokens and bags below; bump it with any change, so models of another recipe are refused.
+    static let version = 2
+
     /// User tower fields. History bags leave one video out at training time (the example's own positive).
     enum UserField: Int, CaseIterable {
         case id, age, gender, country, language
@@ -42,9 +45,11 @@ struct FeatureEncoder: Sendable {
     let sequenceOffsets: [Int]
     let sequenceVideo: [Int32]
     let sequenceLiked: [Bool]
-    /// Per user: disliked videos (hard negatives in training).
+    /// Per user: disliked videos (hard negatives in training; never in the user's relevant sequence).
     let dislikeOffsets: [Int]
     let dislikes: [Int32]
+    /// decay[r] = 0.5^(r / history_half_rank): the weight of the history entry r places back.
+    let decay: [Float]
 
     static func token(_ field: String, _ s: String) -> UInt32 {
         UInt32(truncatingIfNeeded: StableHash.mix64(StableHash.fnv1a64(s, seed: StableHash.fnv1a64(field))))
@@ -95,9 +100,10 @@ struct FeatureEncoder: Sendable {
     /// Precomputes the tables of `data` as of `asOf` (video ages and counts are measured there).
     init(_ data: Dataset, history: UserHistory, asOf: Int64, config: HomefeedConfig) {
         self.config = config.twoTower
+        decay = (0..<max(config.twoTower.historyLength, 20)).map { Float(exp2(-Double($0) / config.twoTower.historyHalfRank)) }
         let videos = data.videos, ix = data.interactions
         let watchFraction = config.data.relevanceWatchFraction
-        // 1. Video counts: relevant views and likes up to asOf.
+        // 1. Video counts: watches and likes up to asOf.
         var views = [Int](repeating: 0, count: videos.count), likes = [Int](repeating: 0, count: videos.count)
         for i in 0..<ix.count where ix.video[i] >= 0 && ix.timestamp[i] <= asOf {
             let v = Int(ix.video[i])
@@ -107,7 +113,7 @@ struct FeatureEncoder: Sendable {
         var vOff = [0], vField: [UInt8] = [], vToken: [UInt32] = [], vWeight: [Float] = []
         var idTok = [UInt32](repeating: 0, count: videos.count)
         var tagOff: [Int32] = [0], tagTok: [UInt32] = []
-        let languageTokens = data.languages.count > 0 ? (0..<data.languages.count).map { Self.token("lang", data.languages[$0]) } : []
+        let languageTokens = (0..<data.languages.count).map { Self.token("lang", data.languages[$0]) }
         let tagTokens = (0..<data.tags.count).map { Self.token("tag", data.tags[$0]) }
         let channelTokens = (0..<data.channels.count).map { Self.token("channel", data.channels[$0]) }
         for v in 0..<videos.count {
@@ -139,14 +145,13 @@ struct FeatureEncoder: Sendable {
         let users = data.users
         var seq: [(t: Int64, v: Int32, liked: Bool)] = [], searches: [(t: Int64, q: Int32)] = []
         var hours = [Float](repeating: 0, count: 24), days = [Float](repeating: 0, count: 7), devices: [Int: Float] = [:]
-        let half = config.twoTower.historyHalfRank
         for u in 0..<users.count {
             func put(_ f: UserField, _ t: UInt32, _ w: Float = 1) { uField.append(UInt8(f.rawValue)); uToken.append(t); uWeight.append(w) }
             put(.id, users.ids.withBytes(u) { Self.token("user", $0) })
             put(.age, UInt32(AgeBucket(age: Int(users.age[u])).rawValue))
             put(.gender, UInt32(users.gender[u].rawValue))
-            put(.country, UInt32(users.country[u].raw))
-            put(.language, languageTokens.isEmpty ? 0 : languageTokens[Int(users.language[u])])
+            put(.country, Self.token("country", users.country[u].description))
+            put(.language, languageTokens[Int(users.language[u])])
             seq.removeAll(keepingCapacity: true); searches.removeAll(keepingCapacity: true)
             for k in hours.indices { hours[k] = 0 }
             for k in days.indices { days[k] = 0 }
@@ -181,21 +186,23 @@ struct FeatureEncoder: Sendable {
             var queryWeights: [(UInt32, Float)] = []
             for (r, s) in searches.prefix(20).enumerated() {
                 let words = Self.words(data.queries[Int(s.q)])
-                let w = Float(exp2(-Double(r) / half)) / Float(max(1, words.count))
+                let w = decay[r] / Float(max(1, words.count))
                 for word in words { queryWeights.append((Self.token("word", word), w)) }
             }
             let total = queryWeights.reduce(Float(0)) { $0 + $1.1 }
             for (t, w) in queryWeights { put(.queries, t, w / total) }
             uOff.append(uToken.count)
-            // Relevant videos newest first, one entry per video (its newest relevant interaction; liked if any like).
+            // Relevant videos newest first, one entry per video (its newest relevant interaction; liked if any like);
+            // a disliked video is no positive, whatever else the user did with it (as in MF).
+            dis[dislikeStart...].sort()
+            let disliked = dis[dislikeStart...]
             seq.sort { $0.t != $1.t ? $0.t > $1.t : $0.v < $1.v }
             var seenHere = Set<Int32>(), likedHere = Set<Int32>()
             for e in seq where e.liked { likedHere.insert(e.v) }
-            for e in seq where seenHere.insert(e.v).inserted {
+            for e in seq where !binarySearch(disliked, e.v) && seenHere.insert(e.v).inserted {
                 sVideo.append(e.v); sLiked.append(likedHere.contains(e.v))
             }
             sOff.append(sVideo.count)
-            dis[dislikeStart...].sort()
             dOff.append(dis.count)
         }
         userOffsets = uOff; userField = uField; userToken = uToken; userWeight = uWeight
@@ -208,10 +215,29 @@ struct FeatureEncoder: Sendable {
         s.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
     }
 
-    /// Appends user `u`'s row: static features, usual context, history bags (leaving `excluding` out, −1 = none).
-    func userRow(_ u: Int, excluding: Int32 = -1, into rows: inout FeatureRows) {
-        for k in userOffsets[u]..<userOffsets[u + 1] { rows.add(Int(userField[k]), userToken[k], userWeight[k]) }
-        appendHistory(sequenceOffsets[u]..<sequenceOffsets[u + 1], excluding: excluding, into: &rows)
+    /// Appends user `u`'s row as the refresh sees it: static features, usual context, history bags of everything
+    /// up to as-of. A user without history is embedded without their id (its bucket was never trained for them).
+    func userRow(_ u: Int, into rows: inout FeatureRows) {
+        userRow(u, before: -1, withID: hasHistory(u), into: &rows)
+    }
+
+    /// Appends the user side of a training example: the user as they were just before their relevant video at
+    /// sequence position `position` (0 = newest): the history bags hold only the older entries, so the model learns
+    /// to predict what comes next from what came before — what the refresh asks of it. `withID` false leaves the
+    /// id out (a share of the examples, so rows without an id — new users, segments — are not out of distribution).
+    ///
+    /// `others` (`[two_tower] training_history = "others"`): the history bags hold every other entry instead, newer
+    /// ones included — what a random holdout of a user's history (MovieLens' item-stratified protocol) rewards.
+    func userRow(_ u: Int, before position: Int, withID: Bool, others: Bool = false, into rows: inout FeatureRows) {
+        for k in userOffsets[u]..<userOffsets[u + 1] where withID || userField[k] != UInt8(UserField.id.rawValue) {
+            rows.add(Int(userField[k]), userToken[k], userWeight[k])
+        }
+        let start = sequenceOffsets[u]
+        if others {
+            appendHistory(start..<sequenceOffsets[u + 1], skipping: position < 0 ? -1 : start + position, into: &rows)
+        } else {
+            appendHistory((start + position + 1)..<sequenceOffsets[u + 1], skipping: -1, into: &rows)
+        }
         rows.endRow()
     }
 
@@ -219,38 +245,33 @@ struct FeatureEncoder: Sendable {
     func attributeRow(country: CountryCode, language: String, age: AgeBucket, gender: SegmentGender, into rows: inout FeatureRows) {
         rows.add(UserField.age.rawValue, UInt32(age.rawValue))
         rows.add(UserField.gender.rawValue, UInt32(gender.rawValue))
-        rows.add(UserField.country.rawValue, UInt32(country.raw))
+        rows.add(UserField.country.rawValue, Self.token("country", country.description))
         rows.add(UserField.language.rawValue, Self.token("lang", language))
         rows.endRow()
     }
 
     /// The watched, liked and history-tag bags of the newest `history_length` entries of `range`.
-    private func appendHistory(_ range: Range<Int>, excluding: Int32, into rows: inout FeatureRows) {
-        let half = config.historyHalfRank, length = config.historyLength
-        var watchedTotal: Float = 0, likedTotal: Float = 0
-        var r = 0, likedRank = 0
-        // 1. Normalizers: Σ 0.5^(r / half) over the kept entries.
-        for k in range where sequenceVideo[k] != excluding {
-            if r >= length { break }
-            watchedTotal += Float(exp2(-Double(r) / half))
-            if sequenceLiked[k] { likedTotal += Float(exp2(-Double(likedRank) / half)); likedRank += 1 }
-            r += 1
+    private func appendHistory(_ range: Range<Int>, skipping: Int, into rows: inout FeatureRows) {
+        let kept = range.lazy.filter { $0 != skipping }.prefix(config.historyLength)
+        guard !kept.isEmpty else { return }
+        // 1. Normalizers: Σ 0.5^(r / half) over the kept entries (watched), and over the liked ones.
+        var watchedTotal: Float = 0, likedTotal: Float = 0, likedRank = 0
+        for (r, k) in kept.enumerated() {
+            watchedTotal += decay[r]
+            if sequenceLiked[k] { likedTotal += decay[likedRank]; likedRank += 1 }
         }
-        guard watchedTotal > 0 else { return }
         // 2. The bags.
-        r = 0; likedRank = 0
-        for k in range where sequenceVideo[k] != excluding {
-            if r >= length { break }
+        likedRank = 0
+        for (r, k) in kept.enumerated() {
             let v = Int(sequenceVideo[k])
-            let w = Float(exp2(-Double(r) / half)) / watchedTotal
+            let w = decay[r] / watchedTotal
             rows.add(UserField.watched.rawValue, videoIDToken[v], w)
             let tags = Int(videoTagOffsets[v])..<Int(videoTagOffsets[v + 1])
             for t in tags { rows.add(UserField.historyTags.rawValue, videoTagTokens[t], w / Float(tags.count)) }
             if sequenceLiked[k] {
-                rows.add(UserField.liked.rawValue, videoIDToken[v], Float(exp2(-Double(likedRank) / half)) / likedTotal)
+                rows.add(UserField.liked.rawValue, videoIDToken[v], decay[likedRank] / likedTotal)
                 likedRank += 1
             }
-            r += 1
         }
     }
 

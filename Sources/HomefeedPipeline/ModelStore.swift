@@ -55,9 +55,13 @@ public struct ModelStore: Sendable {
     public init(store: VersionedStore) { self.store = store }
 
     static let prefix = "model-"
+    /// `model-NNNNNN-TIME`, or `mf-NNNNNN-TIME` (stores from before the two-tower model: still listed, used and
+    /// pruned; they sort before every `model-` name, so a new model is always the latest).
     public static func isModelName(_ s: String) -> Bool {
-        s.count >= prefix.count + 7 && s.hasPrefix(prefix) && s.dropFirst(prefix.count).prefix(6).allSatisfy(\.isNumber)
-            && !s.contains("/")
+        for p in [prefix, "mf-"] where s.hasPrefix(p) {
+            return s.count >= p.count + 7 && s.dropFirst(p.count).prefix(6).allSatisfy(\.isNumber) && !s.contains("/")
+        }
+        return false
     }
 
     /// Complete models, oldest first.
@@ -79,7 +83,7 @@ public struct ModelStore: Sendable {
     /// Writes the model and returns its name (hold `lock()`).
     @discardableResult
     public func save(_ model: inout MFModel, createdAt: Int64) throws -> String {
-        let seq = (models().last.flatMap { Int($0.dropFirst(Self.prefix.count).prefix(6)) } ?? 0) + 1
+        let seq = (models().last.flatMap { Int($0.drop { $0 != "-" }.dropFirst().prefix(6)) } ?? 0) + 1
         let s = String(seq)
         let name = Self.prefix + String(repeating: "0", count: max(0, 6 - s.count)) + s + "-" + TimeFormat.compact(createdAt)
         model.info.name = name
@@ -159,6 +163,6 @@ public struct ModelStore: Sendable {
 
     /// Models referenced by the versions on disk.
     public func inUse() -> Set<String> {
-        Set(store.versions().compactMap { try? store.metadata(of: $0).models["mf"] })
+        Set(store.versions().flatMap { ((try? store.metadata(of: $0).models) ?? [:]).values })
     }
 }

@@ -17,6 +17,11 @@ public struct RankerFitInfo: Codable, Sendable, Equatable {
     public var ndcgMF = 0.0
     public var ndcgTwoTower = 0.0
     public var weights: [String: Double] = [:]
+    /// Share of the interactions held out to label the candidates.
+    public var heldOutShare = 0.0
+    /// What ranks: "learned" (the fitted combination), or "mf_z" / "two_tower" when one model's score alone ranked
+    /// the held-back users better.
+    public var chosen = "learned"
 }
 
 /// Fits the ranking stage's `LinearRanker`: hold out `[rank] ranker_validation_fraction` of each user's
@@ -24,13 +29,26 @@ public struct RankerFitInfo: Codable, Sendable, Equatable {
 /// the refresh does, label a candidate 1 when the user engaged with it in the held-out part, and fit the listwise
 /// ranker on those groups.
 enum RankerFit {
-    static func fit(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> (LinearRanker, RankerFitInfo)? {
+    /// The fitted ranker, and — when the held-out part is a negligible share of the data (≤ 2 %: a large dataset,
+    /// where only `ranker_users` users hold interactions out) — the fold's two-tower model, which then serves as
+    /// the final one (training it twice would double the daily train for no measurable gain).
+    struct Result {
+        var ranker: LinearRanker
+        var info: RankerFitInfo
+        var twoTower: (model: TwoTowerModel, info: TwoTowerInfo)?
+    }
+
+    static func fit(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> Result? {
         let seed = UInt64(truncatingIfNeeded: config.mf.seed) &+ 7
-        // 1. Split and fold models.
+        // 1. Split and fold models. Only about ranker_users users hold interactions out.
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
-        let split = try Holdout.randomSplit(data, testFraction: config.rank.rankerValidationFraction, seed: seed, options: options)
+        let withHistory = Set(data.interactions.user).count
+        let userShare = min(1, 1.2 * Double(config.rank.rankerUsers) / Double(max(1, withHistory)))
+        let split = try Holdout.randomSplit(data, testFraction: config.rank.rankerValidationFraction, seed: seed,
+                                            heldOutUsers: userShare, options: options)
         let train = split.train
         guard !split.test.users.isEmpty else { return nil }
+        let heldShare = Double(split.test.stats.testInteractions) / Double(max(1, data.interactions.count))
         let history = UserHistory(train)
         let asOf = train.newestInteraction ?? 0
         let threads = effectiveThreads(config.mf.threads)
@@ -57,12 +75,23 @@ enum RankerFit {
         info.ndcgRanker = probe.meanNDCG(heldPart.examples, k: 10)
         info.ndcgMF = single(0, heldPart).meanNDCG(heldPart.examples, k: 10)
         info.ndcgTwoTower = single(2, heldPart).meanNDCG(heldPart.examples, k: 10)
-        let (ranker, _) = LinearRanker.fit(examples.examples, names: RankingFeatures.names, config: RankerConfig())
-        for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
-        if !quiet {
-            Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF alone \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4))")
+        // 4. Model selection on the held-back users: the fitted combination only if it ranks them better than either
+        //    model's score alone, else that score alone (a ranker is only worth what it adds).
+        var ranker: LinearRanker
+        if info.ndcgRanker >= max(info.ndcgMF, info.ndcgTwoTower) {
+            ranker = LinearRanker.fit(examples.examples, names: RankingFeatures.names, config: RankerConfig()).0
+            info.chosen = "learned"
+        } else {
+            let mfBest = info.ndcgMF >= info.ndcgTwoTower
+            ranker = single(mfBest ? 0 : 2, heldPart)
+            info.chosen = mfBest ? "mf_z" : "two_tower"
         }
-        return (ranker, info)
+        for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
+        info.heldOutShare = heldShare
+        if !quiet {
+            Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF alone \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
+        }
+        return Result(ranker: ranker, info: info, twoTower: heldShare <= 0.02 ? (ttModel, ttInfo) : nil)
     }
 
     /// A ranker that orders by feature `k` alone (for the report).

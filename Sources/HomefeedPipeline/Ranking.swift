@@ -53,6 +53,7 @@ struct Scorers: Sendable {
     /// Videos published at or after this time are fresh; `fresh_slots` of them go into the first `fresh_slot_depth`
     /// entries (two-tower and learned ranking).
     let freshSince: Int64
+    let asOf: Int64
     let freshSlots: Int
     let freshSlotDepth: Int
 
@@ -60,7 +61,7 @@ struct Scorers: Sendable {
          ranker: LinearRanker?, mode: Mode? = nil) {
         self.mf = mf; self.twoTower = twoTower
         self.ranker = ranker.flatMap { $0.mismatch(with: RankingFeatures.names) == nil ? $0 : nil }
-        if let mode {
+        if let mode {   // explicit (eval's rows, the ranker's feature collection)
             self.mode = mode
         } else if self.ranker != nil && config.rank.ranker == "learned" && mf != nil && twoTower != nil {
             self.mode = .learned
@@ -86,6 +87,7 @@ struct Scorers: Sendable {
         duplicateKey = NearDuplicate.keys(videos)
         let since = asOf - Int64(config.rank.freshHours * 3600)
         freshSince = since
+        self.asOf = asOf
         freshSlots = config.rank.freshSlots
         freshSlotDepth = config.rank.freshSlotDepth
         let published = videos.publishedAt
@@ -96,6 +98,12 @@ struct Scorers: Sendable {
                              dropNearDuplicates: config.rank.dropNearDuplicates)
         twoTowerK = config.rank.twoTowerCandidates > 0 ? config.rank.twoTowerCandidates : config.refresh.candidatesPerSource
     }
+
+    /// Whether lists are ranked with the two-tower model (which can embed users without history and segments).
+    var usesTwoTower: Bool { twoTower != nil && (mode == .learned || mode == .twoTower) }
+
+    /// Whether video v is a fresh upload (published within `[rank] fresh_hours` of as-of, not after it).
+    @inline(__always) func isFresh(_ v: Int, _ published: [Int64]) -> Bool { published[v] >= freshSince && published[v] <= asOf }
 
     /// The saved model the lists come from ("" without models).
     var modelName: String { mf?.name ?? twoTower?.name ?? "" }
@@ -298,18 +306,18 @@ extension Refresh {
                         for i in 0..<set.count {
                             let score = Kernels.dot(eu, y.baseAddress! + Int(set.video(i)) * d, d)
                             s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
-                            if published[Int(set.video(i))] >= scorers.freshSince { s.fresh.append((set.video(i), score, set.firstSource(i))) }
+                            if scorers.isFresh(Int(set.video(i)), published) { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                         }
                     }
                 }
-            case .learned where c.twoTower != nil:
+            case .learned where c.twoTower != nil && scorers.ranker != nil:
                 features(c, data: data, scorers: scorers, set: set, into: &s.features)
                 let ranker = scorers.ranker!, dim = RankingFeatures.count
                 s.features.withUnsafeBufferPointer { f in
                     for i in 0..<set.count {
                         let score = ranker.score(f.baseAddress! + i * dim)
                         s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
-                        if published[Int(set.video(i))] >= scorers.freshSince { s.fresh.append((set.video(i), score, set.firstSource(i))) }
+                        if scorers.isFresh(Int(set.video(i)), published) { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                     }
                 }
             default:
@@ -320,7 +328,7 @@ extension Refresh {
         s.ranked.removeAll(keepingCapacity: true)
         for item in s.top.sorted() { s.ranked.append((item.video, item.score, set.firstSource(Int(item.candidate)))) }
         if scorers.freshSlots > 0 && !s.fresh.isEmpty {
-            reserveFreshSlots(&s.ranked, fresh: s.fresh, isFresh: { published[Int($0)] >= scorers.freshSince },
+            reserveFreshSlots(&s.ranked, fresh: s.fresh, isFresh: { scorers.isFresh(Int($0), published) },
                               slots: scorers.freshSlots, depth: scorers.freshSlotDepth)
         }
         let channels = data.videos.channel, keys = scorers.duplicateKey
@@ -408,33 +416,30 @@ extension Refresh {
         if out.count < n * dim { out = [Float](repeating: 0, count: n * dim) }
         let userLanguage = c.language
         var mfMoments = Moments(), ttMoments = Moments()
+        // Arrays and raw pointers taken once: this runs for every candidate of every user.
+        let mfRows = c.mf?.source.rowOfVideo ?? [], mfX = c.mf?.factors.values ?? [], mfY = c.mf?.source.model.videos.values ?? []
+        let ttX = c.twoTower?.embeddings.values ?? [], ttY = c.twoTower?.source.videos.values ?? []
+        let fdim = c.mf?.source.factors ?? 0, d = c.twoTower?.source.dim ?? 0
+        let xu = (c.mf?.row ?? 0) * fdim, eu = (c.twoTower?.row ?? 0) * d
+        let videoLanguage = data.videos.language
+        // 1. Raw features; model scores collected for their z-scores.
         out.withUnsafeMutableBufferPointer { o in
-            data.videos.language.withUnsafeBufferPointer { videoLanguage in
-                // 1. Raw features; model scores collected for their z-scores.
+            mfRows.withUnsafeBufferPointer { rowOfVideo in
+            mfX.withUnsafeBufferPointer { x in
+            mfY.withUnsafeBufferPointer { y in
+            ttX.withUnsafeBufferPointer { ex in
+            ttY.withUnsafeBufferPointer { ey in
                 for i in 0..<n {
                     let f = o.baseAddress! + i * dim
                     let v = Int(set.video(i))
                     f[0] = 0; f[1] = 0; f[2] = 0
-                    if let mf = c.mf {
-                        let r = Int(mf.source.rowOfVideo[v])
-                        if r >= 0 {
-                            let fdim = mf.source.factors
-                            let s = mf.factors.values.withUnsafeBufferPointer { x in
-                                mf.source.model.videos.values.withUnsafeBufferPointer { y in
-                                    Kernels.dot(x.baseAddress! + mf.row * fdim, y.baseAddress! + r * fdim, fdim)
-                                }
-                            }
-                            f[0] = s; f[1] = 1
-                            mfMoments.add(s)
-                        }
+                    if fdim > 0, rowOfVideo[v] >= 0 {
+                        let s = Kernels.dot(x.baseAddress! + xu, y.baseAddress! + Int(rowOfVideo[v]) * fdim, fdim)
+                        f[0] = s; f[1] = 1
+                        mfMoments.add(s)
                     }
-                    if let tt = c.twoTower {
-                        let d = tt.source.dim
-                        let s = tt.embeddings.values.withUnsafeBufferPointer { x in
-                            tt.source.videos.values.withUnsafeBufferPointer { y in
-                                Kernels.dot(x.baseAddress! + tt.row * d, y.baseAddress! + v * d, d)
-                            }
-                        }
+                    if d > 0 {
+                        let s = Kernels.dot(ex.baseAddress! + eu, ey.baseAddress! + v * d, d)
                         f[2] = s
                         ttMoments.add(s)
                     }
@@ -445,13 +450,13 @@ extension Refresh {
                     f[12] = same ? 1 : 0
                     f[13] = PopularityBlend.score(set, i, sameLanguage: same)
                 }
-                // 2. z-scores of the model scores over this user's candidates.
-                let zmf = mfMoments.standardizer(), ztt = ttMoments.standardizer()
-                for i in 0..<n {
-                    let f = o.baseAddress! + i * dim
-                    f[0] = f[1] > 0 ? zmf(f[0]) : 0
-                    f[3] = ztt(f[2])
-                }
+            } } } } }
+            // 2. z-scores of the model scores over this user's candidates.
+            let zmf = mfMoments.standardizer(), ztt = ttMoments.standardizer()
+            for i in 0..<n {
+                let f = o.baseAddress! + i * dim
+                f[0] = f[1] > 0 ? zmf(f[0]) : 0
+                f[3] = ztt(f[2])
             }
         }
     }

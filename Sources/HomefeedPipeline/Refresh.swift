@@ -87,6 +87,9 @@ public enum Refresh {
             let mf = config.mf.enabled ? stage("mf index") { MFSource(model: model, data: data, config: config, threads: threads) } : nil
             var tt: TwoTowerSource?
             if config.twoTower.enabled, let m = model.twoTower, let info = model.info.twoTower {
+                guard info.featureVersion == FeatureEncoder.version, FeatureEncoder.spec(info.settings) == info.spec else {
+                    throw HomefeedError("model \(model.info.name): its two-tower model was trained with feature recipe \(info.featureVersion), this build computes recipe \(FeatureEncoder.version): homefeed-batch train (or run --train) saves a new model")
+                }
                 tt = stage("two-tower videos") {
                     TwoTowerSource(model: m, info: info, name: model.info.name, data: data, history: history, asOf: asOf,
                                    config: config, threads: threads)
@@ -107,9 +110,10 @@ public enum Refresh {
             scorers = Scorers(data: data, asOf: asOf, config: config, mf: nil, twoTower: nil, ranker: nil)
         }
         // Users without history who signed up within the window get lists from the user tower on features alone.
-        if scorers.twoTower != nil && activeDays > 0 {
+        if scorers.usesTwoTower && activeDays > 0 {
             active = stage("select new users") {
-                mergeInKeyOrder(active, newUsers(data, history, asOf: asOf, activeDays: activeDays, shard: opt.shard ?? .all), data: data)
+                let new = newUsers(data, history, asOf: asOf, activeDays: activeDays, shard: opt.shard ?? .all)
+                return new.isEmpty ? active : sortedInKeyOrder(active + new, data)
             }
         }
         meta.createdAt = TimeFormat.now()
@@ -256,16 +260,17 @@ public enum Refresh {
     /// Users without history who signed up within the window, inside `shard`, in store key order.
     static func newUsers(_ data: Dataset, _ history: UserHistory, asOf: Int64, activeDays: Int, shard: ShardSpec) -> [(hash: UInt64, user: Int32)] {
         let since = asOf - Int64(activeDays) * 86400
+        return select(data, shard) { u in !history.hasHistory(u) && (since...asOf).contains(data.users.signupTime[u]) }
+    }
+
+    /// The users passing `include` inside `shard`, in store key order (hash, then id bytes).
+    static func select(_ data: Dataset, _ shard: ShardSpec, _ include: (Int) -> Bool) -> [(hash: UInt64, user: Int32)] {
         var out: [(hash: UInt64, user: Int32)] = []
-        for u in 0..<data.users.count where !history.hasHistory(u) && data.users.signupTime[u] >= since && data.users.signupTime[u] <= asOf {
+        for u in 0..<data.users.count where include(u) {
             let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0) }
             if shard.contains(hash: h) { out.append((h, Int32(u))) }
         }
         return sortedInKeyOrder(out, data)
-    }
-
-    static func mergeInKeyOrder(_ a: [(hash: UInt64, user: Int32)], _ b: [(hash: UInt64, user: Int32)], data: Dataset) -> [(hash: UInt64, user: Int32)] {
-        b.isEmpty ? a : sortedInKeyOrder(a + b, data)
     }
 
     static func sortedInKeyOrder(_ users: [(hash: UInt64, user: Int32)], _ data: Dataset) -> [(hash: UInt64, user: Int32)] {
@@ -281,12 +286,7 @@ public enum Refresh {
     /// sorted in store key order (hash, then id bytes).
     static func activeUsers(_ data: Dataset, _ history: UserHistory, asOf: Int64, activeDays: Int, shard: ShardSpec) -> [(hash: UInt64, user: Int32)] {
         let since = activeDays > 0 ? asOf - Int64(activeDays) * 86400 : Int64.min
-        var out: [(hash: UInt64, user: Int32)] = []
-        for u in 0..<data.users.count where history.hasHistory(u) && history.lastActive[u] >= since {
-            let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0) }
-            if shard.contains(hash: h) { out.append((h, Int32(u))) }
-        }
-        return sortedInKeyOrder(out, data)
+        return select(data, shard) { u in history.hasHistory(u) && history.lastActive[u] >= since }
     }
 
     static func videoRecords(_ data: Dataset) -> [VideoRecord] {

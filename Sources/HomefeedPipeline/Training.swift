@@ -77,22 +77,25 @@ public enum Train {
         var model = try fitMF(data, history: history, config: config, asOf: asOf, tune: tune, previous: previous, quiet: quiet)
         var c = config
         c.mf = model.info.mf   // as tuned
-        // 2. The two-tower model.
-        if config.twoTower.enabled {
-            let t0 = TimeFormat.monotonic()
-            let (tt, info) = TwoTowerFit.fit(data, history: history, asOf: asOf, config: c, quiet: quiet)
-            model.twoTower = tt
-            model.info.twoTower = info
-            model.info.stages.append(.init(name: "two-tower", seconds: TimeFormat.monotonic() - t0))
-        }
-        // 3. The learned ranker over both models' scores.
+        // 2. The learned ranker over both models' scores, fitted on interactions held out from fold models; on
+        //    large data the fold's two-tower model is the final one (RankerFit.Result).
+        var fold: (model: TwoTowerModel, info: TwoTowerInfo)?
         if config.twoTower.enabled && config.rank.ranker == "learned" {
             let t0 = TimeFormat.monotonic()
-            if let (ranker, info) = try RankerFit.fit(data, config: c, quiet: quiet) {
-                model.info.ranker = ranker
-                model.info.rankerFit = info
+            if let r = try RankerFit.fit(data, config: c, quiet: quiet) {
+                model.info.ranker = r.ranker
+                model.info.rankerFit = r.info
+                fold = r.twoTower
             }
             model.info.stages.append(.init(name: "ranker", seconds: TimeFormat.monotonic() - t0))
+        }
+        // 3. The two-tower model.
+        if config.twoTower.enabled {
+            let t0 = TimeFormat.monotonic()
+            let (tt, info) = fold ?? TwoTowerFit.fit(data, history: history, asOf: asOf, config: c, quiet: quiet)
+            model.twoTower = tt
+            model.info.twoTower = info
+            if fold == nil { model.info.stages.append(.init(name: "two-tower", seconds: TimeFormat.monotonic() - t0)) }
         }
         return model
     }

@@ -10,20 +10,27 @@ public struct TwoTowerInfo: Codable, Sendable, Equatable {
     public var examples = 0
     public var validationExamples = 0
     public var report: TwoTowerTrainReport?
+    /// The feature recipe the model was trained with (FeatureEncoder.version); a model of another recipe must be
+    /// trained again.
+    public var featureVersion = 0
 }
 
-/// Training examples: one per relevant (user, video) pair; the user side is the user's row with that video left
-/// out of their history bags (no leakage of the label into the input), hard negatives are the user's dislikes.
+/// Training examples: one per relevant (user, video) pair; the user side is the user as they were just before it
+/// (history bags of the older entries only: no leakage of the label, and the refresh's question — what comes
+/// next), without the id in a seeded tenth of the examples; hard negatives are the user's dislikes.
 struct TwoTowerExampleSet: TwoTowerExamples {
     let encoder: FeatureEncoder
     let users: [Int32]
-    let videos: [Int32]
+    /// Position of the positive in the user's sequence (0 = newest).
+    let positions: [Int32]
     var count: Int { users.count }
     var videoCount: Int { encoder.videoIDToken.count }
     func userRow(_ example: Int, into rows: inout FeatureRows) {
-        encoder.userRow(Int(users[example]), excluding: videos[example], into: &rows)
+        let u = Int(users[example]), p = Int(positions[example])
+        let withID = StableHash.mix64(UInt64(UInt32(bitPattern: Int32(u))) << 32 | UInt64(p)) % 10 != 0
+        encoder.userRow(u, before: p, withID: withID, others: encoder.config.trainingHistory == "others", into: &rows)
     }
-    func video(_ example: Int) -> Int { Int(videos[example]) }
+    func video(_ example: Int) -> Int { Int(encoder.sequenceVideo[encoder.sequenceOffsets[Int(users[example])] + Int(positions[example])]) }
     func videoRow(_ video: Int, into rows: inout FeatureRows) { encoder.videoRow(video, into: &rows) }
     func hardNegatives(_ example: Int, into out: inout [Int32]) { out.append(contentsOf: encoder.dislikes(of: Int(users[example]))) }
 }
@@ -35,27 +42,28 @@ enum TwoTowerFit {
         let c = config.twoTower
         let encoder = FeatureEncoder(data, history: history, asOf: asOf, config: config)
         // 1. Examples: the relevant pairs (each user's sequence holds each relevant video once), split by a stable
-        //    hash of (user, video) so the same data always gives the same split.
+        //    hash of the (user id, video id) tokens so the same data always gives the same split. At most
+        //    max_examples training examples (and a twentieth of that for validation): a seeded sample by the same
+        //    hash bounds the daily train on very large data.
+        var total = 0
+        for u in 0..<data.users.count { total += encoder.sequenceOffsets[u + 1] - encoder.sequenceOffsets[u] }
+        let validShare = c.validationFraction
+        let keepShare = c.maxExamples > 0 ? min(1, Double(c.maxExamples) / (Double(total) * (1 - validShare))) : 1
         var train: ([Int32], [Int32]) = ([], []), valid: ([Int32], [Int32]) = ([], [])
-        let cut = UInt64(c.validationFraction * Double(UInt64.max))
         let seed = UInt64(truncatingIfNeeded: c.seed)
+        var userToken = [UInt32](repeating: 0, count: data.users.count)
+        for u in 0..<data.users.count { userToken[u] = data.users.ids.withBytes(u) { FeatureEncoder.token("user", $0) } }
         for u in 0..<data.users.count {
-            for k in encoder.sequenceOffsets[u]..<encoder.sequenceOffsets[u + 1] {
-                let v = encoder.sequenceVideo[k]
-                let h = StableHash.mix64(seed ^ (UInt64(UInt32(bitPattern: Int32(u))) << 32 | UInt64(UInt32(bitPattern: v))))
-                if h < cut { valid.0.append(Int32(u)); valid.1.append(v) } else { train.0.append(Int32(u)); train.1.append(v) }
+            let start = encoder.sequenceOffsets[u]
+            for k in start..<encoder.sequenceOffsets[u + 1] {
+                let v = encoder.videoIDToken[Int(encoder.sequenceVideo[k])]
+                let h = Double(StableHash.mix64(seed ^ (UInt64(userToken[u]) << 32 | UInt64(v))) >> 11) / Double(1 << 53)
+                if h < validShare * keepShare { valid.0.append(Int32(u)); valid.1.append(Int32(k - start)) }
+                else if h >= validShare && h < validShare + (1 - validShare) * keepShare { train.0.append(Int32(u)); train.1.append(Int32(k - start)) }
             }
         }
-        // A cap on the examples per epoch (a seeded sample) bounds the daily train on very large data.
-        if c.maxExamples > 0 && train.0.count > c.maxExamples {
-            var rng = SeededRandom(seed: seed)
-            var idx = Array(0..<train.0.count)
-            for i in 0..<c.maxExamples { idx.swapAt(i, i + rng.nextInt(idx.count - i)) }
-            let keep = idx.prefix(c.maxExamples).sorted()
-            train = (keep.map { train.0[$0] }, keep.map { train.1[$0] })
-        }
-        let examples = TwoTowerExampleSet(encoder: encoder, users: train.0, videos: train.1)
-        let validation = TwoTowerExampleSet(encoder: encoder, users: valid.0, videos: valid.1)
+        let examples = TwoTowerExampleSet(encoder: encoder, users: train.0, positions: train.1)
+        let validation = TwoTowerExampleSet(encoder: encoder, users: valid.0, positions: valid.1)
         // 2. Train.
         var t = TwoTowerTrainConfig()
         t.epochs = c.epochs; t.batchSize = c.batchSize; t.learningRate = Float(c.learningRate)
@@ -70,6 +78,7 @@ enum TwoTowerFit {
         progress.finish()
         var info = TwoTowerInfo(spec: spec, settings: c)
         info.examples = examples.count; info.validationExamples = validation.count; info.report = report
+        info.featureVersion = FeatureEncoder.version
         return (model, info)
     }
 }

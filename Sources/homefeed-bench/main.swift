@@ -15,7 +15,8 @@ usage: homefeed-bench COMMAND [options]
                                          publish a store version of N users (ids u0000000…) with K-entry random lists (videos uniform, or Zipf(A))
   store-write --dir DIR --users N [--entries K]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
-  als --file TSV [--factors F] [--iterations N] [--regularization L] [--cg S] [--threads T]
+  als --file TSV [--weighted] [--alpha A] [--factors F] [--iterations N] [--regularization L] [--cg S] [--no-direct]
+      [--threads T] [--repeat R] [--loss] [--fold-in-users U [--fold-in-entries E]]
                                          weighted ALS seconds per iteration on `user item [weight]` lines (as als_reference.py)
   topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--repeat R] [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel wide|narrow]
                                          exact (and IVF) top-K over raw float32 matrices (as topk_reference.py)

@@ -31,8 +31,8 @@ func smallModels() -> HomefeedConfig {
     }
 
     /// The same user and video get the same feature rows whatever the dataset's internal indices (tokens hash the
-    /// external ids): what training saw is what the refresh computes. A training example's user row is the refresh
-    /// row with the example's own video left out of the history bags.
+    /// external ids): what training saw is what the refresh computes. A training example's user row holds only the
+    /// history older than the example's own video (the newest one here: the refresh row minus it).
     @Test func featuresAreTheSameAtTrainingAndRefreshTime() throws {
         let dir = TempDir(); defer { dir.remove() }
         _ = try Generator.generate(GeneratorConfig(users: 300, videos: 200, seed: 5), out: dir.sub("a"), progress: false)
@@ -52,12 +52,14 @@ func smallModels() -> HomefeedConfig {
             ea.userRow(u, into: &ra); eb.userRow(ub, into: &rb)
             #expect(entries(ra, 0) == entries(rb, 0), "user \(a.users.ids[u])")
             checked += 1
-            // Leave-one-out: the example of the user's newest relevant video.
+            // The example of the user's newest relevant video.
             guard ea.hasHistory(u) else { continue }
             withHistory += 1
             let v = ea.sequenceVideo[ea.sequenceOffsets[u]]
             var ex = FeatureRows(fields: FeatureEncoder.UserField.allCases.count)
-            ea.userRow(u, excluding: v, into: &ex)
+            ea.userRow(u, before: 0, withID: true, into: &ex)
+            let older = Set(ea.sequenceVideo[(ea.sequenceOffsets[u] + 1)..<ea.sequenceOffsets[u + 1]].prefix(ea.config.historyLength).map { ea.videoIDToken[Int($0)] })
+            #expect(Set(ex.entries(ofRow: 0).filter { $0.field == FeatureEncoder.UserField.watched.rawValue }.map(\.token)) == older)
             let watched = FeatureEncoder.UserField.watched.rawValue
             let token = ea.videoIDToken[Int(v)]
             #expect(ra.entries(ofRow: 0).contains { $0.field == watched && $0.token == token })
@@ -129,5 +131,62 @@ func smallModels() -> HomefeedConfig {
         #expect(byAttributes.count >= 2)
         let tops = Set(byAttributes.values.map { Array($0[0].list.prefix(10)) })
         #expect(tops.count >= 2, "users with different features got the same lists")
+    }
+
+    /// The ranking features of a candidate are what they claim: the MF score x_u·y_v (z-scored over the user's
+    /// candidates), the two-tower score e_u·e_v, the sources' scores, the video's prior and age.
+    @Test func rankingFeaturesAreTheModelsScores() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        _ = try Generator.generate(GeneratorConfig(users: 600, videos: 300, seed: 4), out: dir.sub("data"), progress: false)
+        let config = smallModels()
+        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
+        let history = UserHistory(data)
+        let asOf = try #require(data.newestInteraction)
+        let model = try Train.fit(data, history: history, config: config, asOf: asOf, tune: "off", previous: nil, quiet: true)
+        let mf = MFSource(model: model, data: data, config: config, threads: 2)
+        let tt = TwoTowerSource(model: try #require(model.twoTower), info: try #require(model.info.twoTower), name: "m",
+                                data: data, history: history, asOf: asOf, config: config, threads: 2)
+        let scorers = Scorers(data: data, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker)
+        #expect(scorers.mode == .learned)
+        let popularity = Popularity(data, asOf: asOf, config: config, length: 500)
+        let users = (0..<Int32(data.users.count)).filter { history.hasHistory(Int($0)) }.prefix(20)
+        var mfTiming = MFTiming(), ttTiming = (embed: 0.0, retrieval: 0.0)
+        let block = Refresh.retrieve(Array(users)[...], data: data, history: history, scorers: scorers, config: config,
+                                     threads: 2, mfTiming: &mfTiming, ttTiming: &ttTiming)
+        var scratch = Refresh.makeScratch(data, scorers: scorers, config: config)
+        var checked = 0
+        for (k, u) in users.enumerated() {
+            let c = block.candidates(k, user: u, data: data)
+            guard let cm = c.mf, let ct = c.twoTower else { continue }
+            Refresh.gather(c, data: data, history: history, popularity: popularity, scorers: scorers,
+                           perSource: config.refresh.candidatesPerSource, set: scratch.set)
+            Refresh.features(c, data: data, scorers: scorers, set: scratch.set, into: &scratch.features)
+            let n = scratch.set.count, dim = RankingFeatures.count
+            var mfScores: [Double] = []
+            for i in 0..<n where mf.rowOfVideo[Int(scratch.set.video(i))] >= 0 {
+                let r = Int(mf.rowOfVideo[Int(scratch.set.video(i))])
+                mfScores.append((0..<mf.factors).reduce(0.0) { $0 + Double(cm.factors[k, $1]) * Double(mf.model.videos[r, $1]) })
+            }
+            let mean = mfScores.reduce(0, +) / Double(mfScores.count)
+            let sd = (mfScores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(mfScores.count)).squareRoot()
+            var j = 0
+            for i in 0..<n {
+                let v = Int(scratch.set.video(i))
+                let f = Array(scratch.features[(i * dim)..<((i + 1) * dim)])
+                let eu = (0..<tt.dim).reduce(0.0) { $0 + Double(ct.embeddings[k, $1]) * Double(tt.videos[v, $1]) }
+                #expect(abs(Double(f[2]) - eu) < 1e-4, "two-tower score of candidate \(i)")
+                if mf.rowOfVideo[v] >= 0 {
+                    let z = sd > 1e-9 ? (mfScores[j] - mean) / sd : 0   // a user whose only MF signal is a dislike: x_u = 0
+                    #expect(f[1] == 1 && abs(Double(f[0]) - z) < 1e-3, "MF z-score of candidate \(i): \(f[0]) vs \(z)")
+                    j += 1
+                } else {
+                    #expect(f[1] == 0 && f[0] == 0)
+                }
+                #expect(f[5] == scratch.set.score(i, .twoTower) && f[6] == scratch.set.score(i, .popularRegion))
+                #expect(f[10] == scorers.prior[v] && f[11] == scorers.age[v])
+            }
+            checked += 1
+        }
+        #expect(checked >= 10)
     }
 }
