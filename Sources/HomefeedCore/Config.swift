@@ -126,9 +126,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var freshHours = 72.0
         public var freshCandidates = 200
         /// Exploration for fresh uploads (two-tower and learned ranking, which can score them): at least this many
-        /// fresh videos among the first fresh_slot_depth entries of every list, the best-scored ones (0 = off; the
-        /// trade-off measured in docs/QUALITY.md).
-        public var freshSlots = 0
+        /// fresh videos among the first fresh_slot_depth entries of every list — the best-scored fresh candidates
+        /// among the user's best 3 × list_size (0 = off; the trade-off measured in docs/QUALITY.md).
+        public var freshSlots = 1
         public var freshSlotDepth = 10
         /// Two-tower candidates per user (0 = refresh.candidates_per_source).
         public var twoTowerCandidates = 0

@@ -124,8 +124,6 @@ struct RankScratch {
     var top: TopK
     var features: [Float] = []
     var ranked: [RankedCandidate] = []
-    /// Fresh candidates with their scores (for the fresh slots).
-    var fresh: [RankedCandidate] = []
     var diversity = DiversityScratch()
 }
 
@@ -288,7 +286,6 @@ extension Refresh {
         let set = s.set
         gather(c, data: data, history: history, popularity: popularity, scorers: scorers, perSource: perSource, set: set)
         s.top.reset()
-        s.fresh.removeAll(keepingCapacity: true)
         let published = data.videos.publishedAt
         let userLanguage = c.language
         data.videos.language.withUnsafeBufferPointer { videoLanguage in
@@ -306,7 +303,6 @@ extension Refresh {
                         for i in 0..<set.count {
                             let score = Kernels.dot(eu, y.baseAddress! + Int(set.video(i)) * d, d)
                             s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
-                            if scorers.isFresh(Int(set.video(i)), published) { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                         }
                     }
                 }
@@ -317,7 +313,6 @@ extension Refresh {
                     for i in 0..<set.count {
                         let score = ranker.score(f.baseAddress! + i * dim)
                         s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
-                        if scorers.isFresh(Int(set.video(i)), published) { s.fresh.append((set.video(i), score, set.firstSource(i))) }
                     }
                 }
             default:
@@ -327,8 +322,9 @@ extension Refresh {
         // Diversity re-rank of the best (pool = 3 × list size when a cap is active), then the list.
         s.ranked.removeAll(keepingCapacity: true)
         for item in s.top.sorted() { s.ranked.append((item.video, item.score, set.firstSource(Int(item.candidate)))) }
-        if scorers.freshSlots > 0 && !s.fresh.isEmpty {
-            reserveFreshSlots(&s.ranked, fresh: s.fresh, isFresh: { scorers.isFresh(Int($0), published) },
+        if scorers.freshSlots > 0 && (scorers.mode == .learned || scorers.mode == .twoTower) {
+            let isFresh = { (v: UInt32) in scorers.isFresh(Int(v), published) }
+            reserveFreshSlots(&s.ranked, fresh: s.ranked.filter { isFresh($0.video) }, isFresh: isFresh,
                               slots: scorers.freshSlots, depth: scorers.freshSlotDepth)
         }
         let channels = data.videos.channel, keys = scorers.duplicateKey
@@ -344,9 +340,11 @@ extension Refresh {
         return list
     }
 
-    /// Exploration for fresh uploads, on the best-first pool before the diversity re-rank (whose caps still apply):
-    /// when its first `fresh_slot_depth` entries hold fewer than `fresh_slots` fresh videos, the best-scored fresh
-    /// candidates (`fresh`, any order) move to the end of that window, pushing the entries there down by one.
+    /// Exploration for fresh uploads, on the best-first pool (3 × list size) before the diversity re-rank (whose caps
+    /// still apply): when its first `fresh_slot_depth` entries hold fewer than `fresh_slots` fresh videos, the
+    /// best-scored fresh candidates of the pool (`fresh`) move to the end of that window, pushing the entries there
+    /// down by one. Only candidates the model already ranks in the pool are promoted, so a fresh video the user is
+    /// unlikely to want is not forced on everyone.
     static func reserveFreshSlots(_ pool: inout [RankedCandidate], fresh: [RankedCandidate], isFresh: (UInt32) -> Bool,
                                   slots: Int, depth window: Int) {
         let depth = min(window, pool.count)
