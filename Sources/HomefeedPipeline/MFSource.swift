@@ -44,8 +44,7 @@ final class MFSource: Sendable {
         // IVF recall is measured on 256 users with MF factors, spread over the model (users without history have zero
         // factors and never reach retrieval).
         let withFactors = (0..<model.users.rows).filter { r in model.users.row(r).contains { $0 != 0 } }
-        let step = max(1, withFactors.count / 256)
-        let sample = Array(stride(from: 0, to: withFactors.count, by: step).prefix(256).map { withFactors[$0] })
+        let sample = CandidateIndex.recallSample(withFactors)
         let queries = Matrix(rows: sample.count, cols: model.users.cols, values: sample.flatMap { Array(model.users.row($0)) })
         index = CandidateIndex(items: model.videos, eligible: eligible, queries: queries, config: config, threads: threads)
     }
@@ -118,6 +117,12 @@ struct CandidateIndex: Sendable {
         }
         info.videos = eligible.count
         self.info = info
+    }
+
+    /// The users IVF recall is measured on: up to 256, evenly spread over `candidates`.
+    static func recallSample<T>(_ candidates: [T]) -> [T] {
+        let step = max(1, candidates.count / 256)
+        return stride(from: 0, to: candidates.count, by: step).prefix(256).map { candidates[$0] }
     }
 
     func search(_ queries: Matrix, k: Int, threads: Int, allowed: TopKFilter) -> TopKResults {

@@ -29,9 +29,7 @@ final class TwoTowerSource: Sendable {
         let videos = model.embedVideos(rows, threads: threads)
         self.videos = videos
         // IVF recall is measured on up to 256 users with history.
-        let sample = (0..<data.users.count).filter { encoder.hasHistory($0) }
-        let step = max(1, sample.count / 256)
-        let picked = stride(from: 0, to: sample.count, by: step).prefix(256).map { Int32(sample[$0]) }
+        let picked = CandidateIndex.recallSample((0..<Int32(data.users.count)).filter { encoder.hasHistory(Int($0)) })
         let queries = picked.isEmpty ? Matrix(rows: 0, cols: videos.cols) : Self.embed(model, encoder, picked[...], threads: threads)
         index = CandidateIndex(items: videos, eligible: Array(0..<Int32(data.videos.count)), queries: queries,
                                config: config, threads: threads)
