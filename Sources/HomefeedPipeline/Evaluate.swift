@@ -38,6 +38,7 @@ public enum Evaluate {
             throw HomefeedError("eval: --split must be random, time or files (got '\(opt.split)')")
         }
         if opt.split == "files" && opt.testDataDir == nil { throw HomefeedError("eval --split files needs --test-data DIR") }
+        if opt.split == "files" && opt.coldUsers > 0 { throw HomefeedError("eval --cold-users goes with --split random or time (with files, the test folder decides who is cold)") }
         // 1. Load and split.
         let data = try DatasetLoader.load(directory: opt.dataDir, config: config.data, progress: !opt.quiet)
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction)
@@ -88,7 +89,11 @@ public enum Evaluate {
         ]
         if tt != nil {
             reports.append(try report("two-tower", split.test.users, .twoTower, fallbackUnlessMF: false))
-            if model.info.ranker != nil { reports.append(try report("hybrid", split.test.users, .learned, fallbackUnlessMF: false)) }
+            if model.info.ranker != nil {
+                let chosen = model.info.rankerFit?.chosen ?? "learned"
+                reports.append(try report(chosen == "learned" ? "hybrid" : "hybrid (ranked by \(chosen): train chose it over the fitted ranker)",
+                                          split.test.users, .learned, fallbackUnlessMF: false))
+            }
         }
         if !split.test.coldUsers.isEmpty {
             reports.append(try report("cold users: popular", split.test.coldUsers, .popular, fallbackUnlessMF: false))

@@ -19,6 +19,8 @@ public struct MFModelInfo: Codable, Sendable, Equatable {
     /// The ranking stage's learned ranker (`[rank] ranker = "learned"`), fitted on held-out interactions.
     public var ranker: LinearRanker?
     public var rankerFit: RankerFitInfo?
+    /// FNV-1a 64 (hex) of each binary file, so a damaged file of the right size is refused at load, not served.
+    public var checksums: [String: String]?
     public var stages: [RunMetadata.Stage] = []
     public init() {}
 }
@@ -93,11 +95,19 @@ public struct ModelStore: Sendable {
         let tmp = dir + "/.tmp-" + name
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        try model.users.values.withUnsafeBytes { try writeFileSynced(tmp + "/users.f32", $0) }
-        try model.videos.values.withUnsafeBytes { try writeFileSynced(tmp + "/videos.f32", $0) }
+        var sums: [String: String] = [:]
+        func write(_ file: String, _ values: [Float]) throws {
+            try values.withUnsafeBytes { b in
+                sums[file] = hex(StableHash.fnv1a64(b))
+                try writeFileSynced(tmp + "/" + file, b)
+            }
+        }
+        try write("users.f32", model.users.values)
+        try write("videos.f32", model.videos.values)
         try writeFileSynced(tmp + "/user_ids.txt", Array(model.userIDs.joined(separator: "\n").utf8))
         try writeFileSynced(tmp + "/video_ids.txt", Array(model.videoIDs.joined(separator: "\n").utf8))
-        if let tt = model.twoTower { try tt.parameters.withUnsafeBytes { try writeFileSynced(tmp + "/two_tower.f32", $0) } }
+        if let tt = model.twoTower { try write("two_tower.f32", tt.parameters) }
+        model.info.checksums = sums
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFileSynced(tmp + "/model.json", Array(try enc.encode(model.info)))   // last: marks the model complete
@@ -126,11 +136,19 @@ public struct ModelStore: Sendable {
             guard list.count == count else { throw HomefeedError("model \(name): \(file) has \(list.count) ids, model.json says \(count)") }
             return list
         }
+        func verify(_ file: String, _ d: Data) throws {
+            guard let expected = info.checksums?[file] else { return }   // models saved before checksums
+            let actual = d.withUnsafeBytes { hex(StableHash.fnv1a64($0)) }
+            guard actual == expected else {
+                throw HomefeedError("model \(name): \(file) is damaged (checksum \(actual), model.json records \(expected))")
+            }
+        }
         func matrix(_ file: String, _ rows: Int) throws -> Matrix {
             guard let d = FileManager.default.contents(atPath: base + "/" + file) else { throw HomefeedError("model \(name): missing \(file)") }
             guard d.count == rows * f * 4 else {
                 throw HomefeedError("model \(name): \(file) has \(d.count) bytes, expected \(rows) × \(f) float32 = \(rows * f * 4)")
             }
+            try verify(file, d)
             var values = [Float](repeating: 0, count: rows * f)
             values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
             return Matrix(rows: rows, cols: f, values: values)
@@ -140,6 +158,7 @@ public struct ModelStore: Sendable {
             guard let d = FileManager.default.contents(atPath: base + "/two_tower.f32"), d.count % 4 == 0 else {
                 throw HomefeedError("model \(name): missing or truncated two_tower.f32")
             }
+            try verify("two_tower.f32", d)
             var values = [Float](repeating: 0, count: d.count / 4)
             values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
             do { twoTower = try TwoTowerModel(tt.spec, parameters: values) }

@@ -82,6 +82,7 @@ public enum Refresh {
         //    ones; MF fold-in state and the catalog's two-tower embeddings, each with its retrieval index.
         var meta = RunMetadata()
         var scorers: Scorers
+        var ranking = "popular"
         if config.mf.enabled || config.twoTower.enabled {
             let model = try stage("models") { try loadModels(opt, data: data, history: history, store: store, asOf: asOf, config: config) }
             let mf = config.mf.enabled ? stage("mf index") { MFSource(model: model, data: data, config: config, threads: threads) } : nil
@@ -105,7 +106,11 @@ public enum Refresh {
                 meta.models["two_tower"] = tt.name
                 logRetrieval("two-tower", tt.index.info, quiet: opt.quiet)
             }
-            if !opt.quiet { Log.info("ranking: \(scorers.mode.rawValue)\(scorers.ranker == nil && config.rank.ranker == "learned" && tt != nil ? " (the model has no learned ranker: train again)" : "")") }
+            ranking = scorers.mode.rawValue
+            if scorers.mode == .learned, let chosen = model.info.rankerFit?.chosen, chosen != "learned" {
+                ranking = "by \(chosen), which train chose over the fitted ranker on held-back users"
+            }
+            if !opt.quiet { Log.info("ranking: \(ranking)\(scorers.ranker == nil && config.rank.ranker == "learned" && tt != nil ? " (the model has no learned ranker: train again)" : "")") }
         } else {
             scorers = Scorers(data: data, asOf: asOf, config: config, mf: nil, twoTower: nil, ranker: nil)
         }
@@ -219,7 +224,7 @@ public enum Refresh {
         case .published: line += "published"
         case .pinned(let p): line += "built but NOT published: the store is pinned to \(p) (homefeed-batch unpin to resume)"
         }
-        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by models \(scorers.modelName.isEmpty ? "none" : scorers.modelName), ranking \(scorers.mode.rawValue); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
+        line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by models \(scorers.modelName.isEmpty ? "none" : scorers.modelName), ranking \(ranking); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
         if !opt.quiet { Log.info("refresh stages: " + meta.stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
         return RefreshSummary(metadata: meta, outcome: outcome, shardFile: nil, line: line)
     }
@@ -245,7 +250,7 @@ public enum Refresh {
         do {
             return try models.load(name!)
         } catch let e as HomefeedError {
-            throw HomefeedError(e.message + " (homefeed-batch train, or run --train, saves a new model that runs then use)")
+            throw HomefeedError(e.message + " (homefeed-batch train, or run --train, saves a new model, which later runs use)")
         }
     }
 

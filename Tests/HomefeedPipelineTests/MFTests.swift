@@ -120,6 +120,13 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
         #expect { try models.load(name) } throws: { e in
             (e as? HomefeedError)?.message == "model \(name): videos.f32 has 10 bytes, expected 3 × 4 float32 = 48"
         }
+        // Damaged but of the right size: refused by its checksum, not served as zeros.
+        try Data(repeating: 0xFF, count: bytes.count).write(to: URL(fileURLWithPath: file))
+        #expect { try models.load(name) } throws: { e in
+            (e as? HomefeedError)?.message.hasPrefix("model \(name): videos.f32 is damaged (checksum ") == true
+        }
+        try bytes.write(to: URL(fileURLWithPath: file))
+        #expect(try models.load(name).videos == m.videos)
     }
 
     /// A second train while one holds the lock is refused with the busy exit code (schedulers skip, not fail).
