@@ -39,7 +39,7 @@ public struct MFModel: Sendable {
 ///
 ///     STORE/models/model-000003-20261123T180000Z/
 ///         model.json      MFModelInfo (settings, tuning, counts, stage times; the two-tower spec and training
-///                         report; the learned ranker's weights)
+///                         report; the learned ranker's weights; FNV-1a 64 of each binary file, checked at load)
 ///         users.f32       MF user factors, little-endian float32, row-major (users × factors)
 ///         videos.f32      MF video factors, same layout (the raw format of topk_reference.py)
 ///         user_ids.txt    one id per line, in row order
