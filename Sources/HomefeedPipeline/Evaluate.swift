@@ -75,10 +75,13 @@ public enum Evaluate {
         // 3. Rank every test user's list with each model, through the refresh's ranking code: popularity, MF alone,
         //    two-tower alone, and the hybrid (every source, the learned ranker); cold users apart.
         let tags = TagVectors(train)
-        let freshSince = asOf - Int64(config.rank.freshHours * 3600)
-        let fresh = Set((0..<Int32(train.videos.count)).filter { train.videos.publishedAt[Int($0)] >= freshSince && train.videos.publishedAt[Int($0)] <= asOf })
+        // One ranking state for every row; only the mode changes.
+        let base = Scorers(data: train, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker, mode: .popular)
+        let published = train.videos.publishedAt
+        let fresh = Set((0..<Int32(train.videos.count)).filter { base.isFresh(Int($0), published) })
         func report(_ label: String, _ users: TestUsers, _ mode: Scorers.Mode, fallbackUnlessMF: Bool) throws -> EvalReport {
-            let scorers = Scorers(data: train, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker, mode: mode)
+            var scorers = base
+            scorers.mode = mode
             return try score(users, train: train, history: history, popularity: popularity, scorers: scorers, config: config,
                              threads: threads, ks: opt.ks, tags: tags, fallbackUnlessMF: fallbackUnlessMF, fresh: fresh)
                 .report(label: label, split: split.test.stats)

@@ -38,11 +38,11 @@ enum RankerFit {
         var twoTower: (model: TwoTowerModel, info: TwoTowerInfo)?
     }
 
-    static func fit(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> Result? {
+    static func fit(_ data: Dataset, history fullHistory: UserHistory, config: HomefeedConfig, quiet: Bool) throws -> Result? {
         let seed = UInt64(truncatingIfNeeded: config.mf.seed) &+ 7
         // 1. Split and fold models. Only about ranker_users users hold interactions out.
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
-        let withHistory = Set(data.interactions.user).count
+        let withHistory = (0..<data.users.count).reduce(0) { $0 + (fullHistory.hasHistory($1) ? 1 : 0) }
         let userShare = min(1, 1.2 * Double(config.rank.rankerUsers) / Double(max(1, withHistory)))
         let split = try Holdout.randomSplit(data, testFraction: config.rank.rankerValidationFraction, seed: seed,
                                             heldOutUsers: userShare, options: options)
@@ -73,8 +73,8 @@ enum RankerFit {
         var info = RankerFitInfo()
         info.users = examples.groups; info.candidates = examples.rows; info.positives = examples.positives
         info.ndcgRanker = probe.meanNDCG(heldPart.examples, k: 10)
-        info.ndcgMF = single(0, heldPart).meanNDCG(heldPart.examples, k: 10)
-        info.ndcgTwoTower = single(2, heldPart).meanNDCG(heldPart.examples, k: 10)
+        info.ndcgMF = single(0).meanNDCG(heldPart.examples, k: 10)
+        info.ndcgTwoTower = single(2).meanNDCG(heldPart.examples, k: 10)
         // 4. Model selection on the held-back users: the fitted combination only if it ranks them better than either
         //    model's score alone, else that score alone (a ranker is only worth what it adds).
         var ranker: LinearRanker
@@ -83,7 +83,7 @@ enum RankerFit {
             info.chosen = "learned"
         } else {
             let mfBest = info.ndcgMF >= info.ndcgTwoTower
-            ranker = single(mfBest ? 0 : 2, heldPart)
+            ranker = single(mfBest ? 0 : 2)
             info.chosen = mfBest ? "mf_z" : "two_tower"
         }
         for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
@@ -94,8 +94,8 @@ enum RankerFit {
         return Result(ranker: ranker, info: info, twoTower: heldShare <= 0.02 ? (ttModel, ttInfo) : nil)
     }
 
-    /// A ranker that orders by feature `k` alone (for the report).
-    static func single(_ k: Int, _ part: Collected) -> LinearRanker {
+    /// A ranker that orders by feature `k` alone (for the report, and as the choice when it wins on held-back users).
+    static func single(_ k: Int) -> LinearRanker {
         var weights = [Float](repeating: 0, count: RankingFeatures.count)
         weights[k] = 1
         return LinearRanker(names: RankingFeatures.names, mean: [Float](repeating: 0, count: weights.count),

@@ -82,7 +82,7 @@ public enum Train {
         var fold: (model: TwoTowerModel, info: TwoTowerInfo)?
         if config.twoTower.enabled && config.rank.ranker == "learned" {
             let t0 = TimeFormat.monotonic()
-            if let r = try RankerFit.fit(data, config: c, quiet: quiet) {
+            if let r = try RankerFit.fit(data, history: history, config: c, quiet: quiet) {
                 model.info.ranker = r.ranker
                 model.info.rankerFit = r.info
                 fold = r.twoTower
@@ -185,7 +185,9 @@ public enum Tuning {
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
         let seed = UInt64(truncatingIfNeeded: mf.seed)
         let seeds: [UInt64] = mf.tuneSplit == "time" ? [seed] : [seed, seed &+ 1]
-        struct Fold { var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64 }
+        // Each fold's ranking state (popularity, per-video priors, fresh uploads, title keys) is built once; only its
+        // MF source changes from one setting to the next.
+        struct Fold { var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64; var scorers: Scorers }
         let folds = try seeds.map { s -> Fold in
             let split = mf.tuneSplit == "time"
                 ? try Holdout.timeSplit(data, testFraction: mf.validationFraction, options: options)
@@ -193,7 +195,8 @@ public enum Tuning {
             let asOf = split.train.newestInteraction ?? 0
             let length = max(config.refresh.fallbackListSize, config.refresh.candidatesPerSource)
             let popularity = Popularity(split.train, asOf: asOf, config: config, length: length)
-            return Fold(split: split, history: UserHistory(split.train), popularity: popularity, asOf: asOf)
+            let scorers = Scorers(data: split.train, asOf: asOf, config: config, mf: nil, twoTower: nil, ranker: nil, mode: .mf)
+            return Fold(split: split, history: UserHistory(split.train), popularity: popularity, asOf: asOf, scorers: scorers)
         }
         report.validationUsers = folds[0].split.test.users.count
         guard folds.allSatisfy({ !$0.split.test.users.isEmpty }) else { return report }
@@ -223,7 +226,8 @@ public enum Tuning {
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
                 let source = MFSource(model: model, data: fold.split.train, config: c, threads: threads)
-                let scorers = Scorers(data: fold.split.train, asOf: fold.asOf, config: c, mf: source, twoTower: nil, ranker: nil, mode: .mf)
+                var scorers = fold.scorers
+                scorers.mf = source
                 let acc = try Evaluate.score(fold.split.test.users, train: fold.split.train, history: fold.history,
                                              popularity: fold.popularity, scorers: scorers, config: c, threads: threads, ks: [10])
                 sum += acc.accumulator.report().at(10)?.ndcg ?? 0

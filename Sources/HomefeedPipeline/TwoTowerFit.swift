@@ -45,19 +45,17 @@ enum TwoTowerFit {
         //    hash of the (user id, video id) tokens so the same data always gives the same split. At most
         //    max_examples training examples (and a twentieth of that for validation): a seeded sample by the same
         //    hash bounds the daily train on very large data.
-        var total = 0
-        for u in 0..<data.users.count { total += encoder.sequenceOffsets[u + 1] - encoder.sequenceOffsets[u] }
+        let total = encoder.sequenceVideo.count
         let validShare = c.validationFraction
         let keepShare = c.maxExamples > 0 ? min(1, Double(c.maxExamples) / (Double(total) * (1 - validShare))) : 1
         var train: ([Int32], [Int32]) = ([], []), valid: ([Int32], [Int32]) = ([], [])
         let seed = UInt64(truncatingIfNeeded: c.seed)
-        var userToken = [UInt32](repeating: 0, count: data.users.count)
-        for u in 0..<data.users.count { userToken[u] = data.users.ids.withBytes(u) { FeatureEncoder.token("user", $0) } }
         for u in 0..<data.users.count {
+            let userToken = encoder.userToken[encoder.userOffsets[u]]   // the id token: first of the user's static entries
             let start = encoder.sequenceOffsets[u]
             for k in start..<encoder.sequenceOffsets[u + 1] {
                 let v = encoder.videoIDToken[Int(encoder.sequenceVideo[k])]
-                let h = Double(StableHash.mix64(seed ^ (UInt64(userToken[u]) << 32 | UInt64(v))) >> 11) / Double(1 << 53)
+                let h = Double(StableHash.mix64(seed ^ (UInt64(userToken) << 32 | UInt64(v))) >> 11) / Double(1 << 53)
                 if h < validShare * keepShare { valid.0.append(Int32(u)); valid.1.append(Int32(k - start)) }
                 else if h >= validShare && h < validShare + (1 - validShare) * keepShare { train.0.append(Int32(u)); train.1.append(Int32(k - start)) }
             }
