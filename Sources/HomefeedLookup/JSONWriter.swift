@@ -7,13 +7,15 @@ struct JSONWriter {
     private(set) var p: UnsafeMutablePointer<UInt8>
     let end: UnsafeMutablePointer<UInt8>
 
-    /// Runs `body` with a writer over a fresh buffer of `capacity` bytes and returns the bytes written.
+    /// Runs `body` with a writer over a scratch buffer of `capacity` bytes (on the stack when it fits) and appends
+    /// the bytes written to `out`, whose capacity the server keeps from request to request: no allocation in
+    /// steady state (a fresh array per response cost a malloc, a free and page faults — 3 % of a request).
     /// `body` must not write more than `capacity` (callers compute a bound; writes past it are dropped).
-    static func build(capacity: Int, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: capacity) { buf, count in
+    static func append(to out: inout [UInt8], capacity: Int, _ body: (inout JSONWriter) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buf in
             var w = JSONWriter(p: buf.baseAddress!, end: buf.baseAddress! + capacity)
             body(&w)
-            count = w.p - buf.baseAddress!
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<(w.p - buf.baseAddress!)]))
         }
     }
 
@@ -21,9 +23,29 @@ struct JSONWriter {
         write(UnsafeRawPointer(s.utf8Start), s.utf8CodeUnitCount)
     }
 
+    /// Copies n bytes. Short copies (every literal and almost every id) are two overlapping loads and stores
+    /// inline: a libc `memmove` call per field was 10–13 % of a request (perf, homefeed-bench lookup).
     @inline(__always) mutating func write(_ src: UnsafeRawPointer, _ n: Int) {
         guard end - p >= n else { return }
-        p.update(from: src.assumingMemoryBound(to: UInt8.self), count: n)
+        let dst = UnsafeMutableRawPointer(p)
+        switch n {
+        case 16...32:
+            let a = src.loadUnaligned(as: SIMD16<UInt8>.self), b = src.loadUnaligned(fromByteOffset: n - 16, as: SIMD16<UInt8>.self)
+            dst.storeBytes(of: a, as: SIMD16<UInt8>.self)
+            dst.storeBytes(of: b, toByteOffset: n - 16, as: SIMD16<UInt8>.self)
+        case 8..<16:
+            let a = src.loadUnaligned(as: UInt64.self), b = src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            dst.storeBytes(of: a, as: UInt64.self)
+            dst.storeBytes(of: b, toByteOffset: n - 8, as: UInt64.self)
+        case 4..<8:
+            let a = src.loadUnaligned(as: UInt32.self), b = src.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+            dst.storeBytes(of: a, as: UInt32.self)
+            dst.storeBytes(of: b, toByteOffset: n - 4, as: UInt32.self)
+        case 0..<4:
+            for i in 0..<n { p[i] = src.load(fromByteOffset: i, as: UInt8.self) }
+        default:
+            p.update(from: src.assumingMemoryBound(to: UInt8.self), count: n)
+        }
         p += n
     }
 

@@ -197,7 +197,8 @@ extension LookupService {
             metrics.record(source: source, toppedUp: toppedUp)
             // 5.
             let capacity = 256 + st.versionJSON.count + userID.count * 6 + n * (48 + table.maxIDBytes)
-            response.body = JSONWriter.build(capacity: capacity) { out in
+            response.body.removeAll(keepingCapacity: true)
+            JSONWriter.append(to: &response.body, capacity: capacity) { out in
                 out.write(#"{"user_id":""#)
                 out.writeEscaped(userID)
                 out.write(#"","source":""#)
