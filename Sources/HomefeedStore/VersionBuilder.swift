@@ -183,8 +183,11 @@ public final class UserListWriter {
     }
 
     public func add(userID: String, list: RecommendationList) throws {
-        var s = userID
-        try s.withUTF8 { try add(userID: UnsafeRawBufferPointer($0), list: list) }
+        let done: Void? = try userID.utf8.withContiguousStorageIfAvailable { try add(userID: UnsafeRawBufferPointer($0), list: list) }
+        if done == nil {
+            var s = userID
+            try s.withUTF8 { try add(userID: UnsafeRawBufferPointer($0), list: list) }
+        }
     }
 
     /// Finishes the file; returns its path, or nil when the shard had no user.

@@ -147,7 +147,7 @@ do {
             func ours() throws -> Double {
                 let t0 = TimeFormat.monotonic()
                 let w = try UserListWriter(path: p1, shard: .all)
-                for u in users { try w.add(userID: u.id, list: u.list) }
+                for i in users.indices { try w.add(userID: users[i].id, list: users[i].list) }
                 try w.finish()
                 return TimeFormat.monotonic() - t0
             }
