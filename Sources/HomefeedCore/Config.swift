@@ -298,7 +298,31 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("lookupd.seen_max_users", &lookupd.seenMaxUsers)
         try file.int("lookupd.seen_max_per_user", &lookupd.seenMaxPerUser)
         try file.double("lookupd.seen_ttl_hours", &lookupd.seenTTLHours)
-        try validate()
+        do { try validate() } catch let e as HomefeedError { throw HomefeedError(Self.locate(e.message, in: file), exitCode: e.exitCode) }
+    }
+
+    /// A validation message with where the keys it names were set: "… (path:12: mf.factors = 0)". Messages name
+    /// keys in full (`mf.factors`) or as a section followed by bare names (`rank.fresh_slots must be ≤
+    /// fresh_slot_depth`), so a key counts when its full name appears, or its section does and its bare name
+    /// appears as a word.
+    static func locate(_ message: String, in file: ConfigFile) -> String {
+        func isWordByte(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." }
+        func containsWord(_ w: String) -> Bool {
+            var rest = message[...]
+            while let r = rest.range(of: w) {
+                let before = r.lowerBound == message.startIndex ? nil : message[message.index(before: r.lowerBound)]
+                let after = r.upperBound == message.endIndex ? nil : message[r.upperBound]
+                if !(before.map(isWordByte) ?? false) && !(after.map(isWordByte) ?? false) { return true }
+                rest = message[r.upperBound...]
+            }
+            return false
+        }
+        let named = file.origins.keys.sorted().filter { key in
+            guard let dot = key.firstIndex(of: ".") else { return false }
+            return message.contains(key) || (message.contains(key[...dot]) && containsWord(String(key[key.index(after: dot)...])))
+        }
+        guard !named.isEmpty else { return message }
+        return message + " (" + named.map { "\(file.where_($0)): \($0) = \(file[$0] ?? "")" }.joined(separator: "; ") + ")"
     }
 
     /// Loads a config file; nil path = the defaults.

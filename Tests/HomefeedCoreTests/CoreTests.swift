@@ -95,6 +95,23 @@ import Testing
         }
     }
 
+    /// A value of the right type but out of range names the file and line of every key the rule involves.
+    @Test(arguments: [
+        ("[refresh]\nlist_size = 0\n", "refresh.list_size must be in 1...1000 (c.toml:2: refresh.list_size = 0)"),
+        ("[rank]\nfresh_slot_depth = 2\n\nfresh_slots = 3\n",
+         "rank.fresh_slots must be ≤ fresh_slot_depth (c.toml:2: rank.fresh_slot_depth = 2; c.toml:4: rank.fresh_slots = 3)"),
+        ("[two_tower]\nhidden = 0\n", "(c.toml:2: two_tower.hidden = 0)"),
+        ("[mf]\ntune = \"maybe\"\n", "mf.tune must be on, off or auto (got 'maybe') (c.toml:2: mf.tune = maybe)"),
+    ])
+    func outOfRangeValuesNameTheirLine(_ text: String, _ expected: String) throws {
+        do {
+            _ = try HomefeedConfig(file: ConfigFile(text: text, path: "c.toml"))
+            Issue.record("expected an error")
+        } catch let e as HomefeedError {
+            #expect(e.message.hasSuffix(expected), "\(e.message)")
+        }
+    }
+
     @Test func digestIsStableAndSensitive() {
         var c = HomefeedConfig()
         let d = c.digest
