@@ -54,7 +54,10 @@ public enum Evaluate {
         }
         let train = split.train
         guard !split.test.users.isEmpty else {
-            throw HomefeedError("eval: no test user has a relevant held-out interaction and a training history (\(split.test.stats.testInteractions) test interactions)")
+            let cold = opt.coldUsers > 0
+                ? "; --cold-users \(opt.coldUsers) held \(split.test.coldUsers.count) users out whole, leaving too few with a history: lower it"
+                : ""
+            throw HomefeedError("eval: no test user has a relevant held-out interaction and a training history (\(split.test.stats.testInteractions) test interactions\(cold))")
         }
         if !opt.quiet {
             Log.info("eval: \(opt.split) split: \(split.test.stats.trainInteractions) train / \(split.test.stats.testInteractions) test interactions, \(split.test.users.count) test users, \(split.test.coldUsers.count) cold")

@@ -440,6 +440,8 @@ struct BatchCommandTests {
         #expect(reports.compactMap { $0["label"] as? String }.prefix(2) == ["popular", "mf"])
         let bad = try batch("eval", "--data", data, "--split", "sideways", in: dir)
         #expect(bad.status == 1 && bad.stderr.contains("--split must be random, time or files"), "\(bad)")
+        let allCold = try batch("eval", "--data", data, "--cold-users", "0.999", "--no-tune", "--quiet", in: dir)
+        #expect(allCold.status == 1 && allCold.stderr.contains("--cold-users 0.999 held") && allCold.stderr.contains("lower it"), "\(allCold)")
     }
 
     // MARK: 8. Sharded run
