@@ -13,7 +13,7 @@ usage: homefeed-bench COMMAND [options]
   csv --data DIR                         load a dataset folder; interactions rows/s end to end (typed columns, interned ids)
   synth-store --store DIR --users N [--videos M] [--entries K] [--seed S] [--zipf A]
                                          publish a store version of N users (ids u0000000…) with K-entry random lists (videos uniform, or Zipf(A))
-  store-write --dir DIR --users N [--entries K]
+  store-write --dir DIR --users N [--entries K] [--repeat R]
                                          UserListWriter (encode + key + SST) vs a bare SstFileWriter of the same bytes
   als --file TSV [--weighted] [--alpha A] [--factors F] [--iterations N] [--regularization L] [--cg S] [--no-direct]
       [--threads T] [--repeat R] [--loss] [--fold-in-users U [--fold-in-entries E]]
@@ -133,39 +133,7 @@ do {
         print("bench synth-store users=\(n) videos=\(m) entries=\(k) version=\(b.name) seconds=\(Format.fixed(TimeFormat.monotonic() - t0, 2))")
 
     case "store-write":
-        guard let dir = arg("dir", a) else { throw HomefeedError("store-write: --dir DIR is required") }
-        let n = intArg("users", a, 200_000), k = intArg("entries", a, 100)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let users = synthUsers(n, videos: 200_000, entries: k, seed: 1)
-        // The same bytes, pre-encoded, for the bare reference.
-        let encoded: [([UInt8], [UInt8])] = users.map { (StoreKey.user($0.id), ListCodec.encode($0.list)) }
-        let bytes = encoded.reduce(0) { $0 + $1.0.count + $1.1.count }
-        var bestOurs = Double.infinity, bestBare = Double.infinity
-        // Alternate which side goes first so page-cache writeback of one run does not always land on the other.
-        for r in 0..<intArg("repeat", a, 5) {
-            let p1 = dir + "/ours-\(r).sst", p2 = dir + "/bare-\(r).sst"
-            func ours() throws -> Double {
-                let t0 = TimeFormat.monotonic()
-                let w = try UserListWriter(path: p1, shard: .all)
-                for i in users.indices { try w.add(userID: users[i].id, list: users[i].list) }
-                try w.finish()
-                return TimeFormat.monotonic() - t0
-            }
-            func bare() throws -> Double {
-                let t0 = TimeFormat.monotonic()
-                let w = try SSTFileWriter(path: p2)
-                for (key, v) in encoded { try w.put(key, v) }
-                _ = try w.finish()
-                return TimeFormat.monotonic() - t0
-            }
-            if r % 2 == 0 { bestOurs = min(bestOurs, try ours()); bestBare = min(bestBare, try bare()) }
-            else { bestBare = min(bestBare, try bare()); bestOurs = min(bestOurs, try ours()) }
-            try? FileManager.default.removeItem(atPath: p1); try? FileManager.default.removeItem(atPath: p2)
-        }
-        let ours = Double(bytes) / bestOurs / 1e6, bare = Double(bytes) / bestBare / 1e6
-        print("\(n) users × \(k) entries = \(Format.bytes(bytes)) of keys+values")
-        print("UserListWriter (encode+key+put+finish): \(Format.fixed(ours, 1)) MB/s; bare SstFileWriter (put+finish of the same bytes): \(Format.fixed(bare, 1)) MB/s")
-        print("bench store-write ours_mb_per_s=\(Format.fixed(ours, 1)) bare_mb_per_s=\(Format.fixed(bare, 1)) ratio=\(Format.fixed(ours / bare, 3)) users=\(n)")
+        try benchStoreWrite(a)
 
     case "lookup":
         guard let dir = arg("store", a) else { throw HomefeedError("lookup: --store DIR is required") }
