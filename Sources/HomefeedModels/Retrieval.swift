@@ -6,12 +6,13 @@ import HomefeedKernelsAVX2
 //
 // The exact path never materialises the queries × items score matrix. Items are packed once into panels of 16
 // (dimension-major: one SIMD16 load is one dimension of 16 items). A worker takes a chunk of queries, packs them
-// in groups of R (6 in AVX2 builds, 2 in portable ones) and, for every L2-sized block of panels, runs an R × 16
-// register-blocked kernel: the scores stay in registers and are compared with each query's threshold (its K-th
-// best so far); only a block with a lane at or above it is written out. Such a lane becomes a candidate key
-// (score, id) in its query's buffer; a full buffer (2K) keeps its K best (radix select), whose K-th raises the
-// threshold. For large K a floor estimated from a small sample raises it from the start (`exhaustive`), so a
-// query takes ~2.5·K candidates out of the whole catalog. `ExactIndex` and `IVFIndex` (IVF.swift) share all of it.
+// in groups of R (6 on the AVX2 kernels, 2 on the portable ones: `TopKKernels`) and, for every L2-sized block of
+// panels, runs an R × 16 register-blocked kernel (HomefeedKernels): the scores stay in registers and are compared
+// with each query's threshold (its K-th best so far); only a block with a lane at or above it is written out. Such
+// a lane becomes a candidate key (score, id) in its query's buffer; a full buffer (2K) keeps its K best (radix
+// select), whose K-th raises the threshold. For large K a floor estimated from a small sample raises it from the
+// start (`exhaustive`), so a query takes ~2.5·K candidates out of the whole catalog. `ExactIndex` and `IVFIndex`
+// (IVF.swift) share all of it.
 
 /// Decides whether item `item` may be returned for query row `query` (seen, disliked, unavailable in the user's
 /// country…). Called from worker threads, only for items whose score reaches the query's current K-th best.
