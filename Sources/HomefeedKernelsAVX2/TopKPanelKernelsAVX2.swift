@@ -1,7 +1,7 @@
 import HomefeedKernels
 
 // Compiled with -target-cpu haswell (Package.swift): every instruction of this module may be AVX2/FMA, so it must
-// only run once HomefeedModels' CPU check (`TopKKernelChoice.avx2Supported`) has passed. Hence no `@inlinable`
+// only run once HomefeedModels' CPU check (`KernelDispatch.avx2Supported`) has passed. Hence no `@inlinable`
 // here (nothing of it may be inlined into portable code), no globals or types (their initializers and metadata
 // accessors would be AVX2 code too): only functions, each a whole unit of work.
 
