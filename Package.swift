@@ -3,8 +3,15 @@
 // No Swift package dependencies by design; the one system library is Debian's librocksdb-dev.
 import PackageDescription
 
-// Opt-in AVX2/FMA build for the numeric kernels: HOMEFEED_TARGET_CPU=haswell swift build -c release
-// (portable x86-64 is the default; see docs/BENCHMARKS.md for what it buys).
+// Builds are portable x86-64. The top-K kernels are compiled a second time for AVX2 + FMA (HomefeedKernelsAVX2)
+// and HomefeedModels picks them at run time when the CPU has them (docs/ARCHITECTURE.md, "CPU dispatch").
+#if arch(x86_64)
+let avx2Flags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let avx2Flags: [SwiftSetting] = []  // never dispatched to off x86
+#endif
+// Opt-in: HOMEFEED_TARGET_CPU=haswell swift build -c release compiles the other numeric code (ALS, two-tower,
+// data loading) for that CPU too; the binary then needs it (see docs/BENCHMARKS.md for what it buys).
 let targetCPU = Context.environment["HOMEFEED_TARGET_CPU"]
 let kernelFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
 // Models, evaluation and the pipeline are optimized in debug builds too: unoptimized numeric Swift is ~50× slower,
@@ -28,7 +35,12 @@ let package = Package(
         .target(name: "HomefeedData", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags),
         .target(name: "HomefeedSynthetic", dependencies: ["HomefeedCore"]),
         .target(name: "HomefeedStore", dependencies: ["HomefeedCore", "CRocksDB"]),
-        .target(name: "HomefeedModels", dependencies: ["HomefeedCore"], swiftSettings: kernelFlags + optimizedInDebug),
+        // The top-K micro-kernels, one source (all @inlinable) compiled into HomefeedModels (portable) and into
+        // HomefeedKernelsAVX2 (haswell), which HomefeedModels calls only after a cpuid check.
+        .target(name: "HomefeedKernels", swiftSettings: optimizedInDebug),
+        .target(name: "HomefeedKernelsAVX2", dependencies: ["HomefeedKernels"], swiftSettings: avx2Flags + optimizedInDebug),
+        .target(name: "HomefeedModels", dependencies: ["HomefeedCore", "CSystem", "HomefeedKernels", "HomefeedKernelsAVX2"],
+                swiftSettings: kernelFlags + optimizedInDebug),
         .target(name: "HomefeedEval", dependencies: ["HomefeedCore", "HomefeedData", "HomefeedStore"],
                 swiftSettings: optimizedInDebug),
         .target(name: "HomefeedPipeline",

@@ -95,16 +95,17 @@ public struct IVFIndex: Sendable {
     /// probe = cells is the exact search, result for result). Results, ties, `allowed` and threads as
     /// `ExactIndex.search`.
     public func search(_ queries: Matrix, k: Int, probe: Int, threads: Int, allowed: TopKFilter) -> TopKResults {
+        search(queries, k: k, probe: probe, threads: threads, kernels: .current, allowed: allowed)
+    }
+
+    /// With the given kernels (tests run each).
+    func search(_ queries: Matrix, k: Int, probe: Int, threads: Int, kernels: TopKKernels, allowed: TopKFilter) -> TopKResults {
         precondition(queries.cols == dim || queries.rows == 0, "IVFIndex.search: query dim \(queries.cols) ≠ item dim \(dim)")
         var out = TopKResults(k: k, queries: queries.rows)
         let kk = min(k, eligibleCount), p = max(1, min(probe, cells))
         if kk == 0 || queries.rows == 0 { return out }
         TopKSearch.withRaw(queries, &out) { q, o in
-            if TopKKernels.wide {
-                IVFSearch.run(TopKKernel6.self, self, q, k: kk, probe: p, threads: threads, out: o, allowed: allowed)
-            } else {
-                IVFSearch.run(TopKKernel2.self, self, q, k: kk, probe: p, threads: threads, out: o, allowed: allowed)
-            }
+            IVFSearch.run(kernels, self, q, k: kk, probe: p, threads: threads, out: o, allowed: allowed)
         }
         return out
     }
@@ -238,9 +239,9 @@ enum IVFKMeans {
 // MARK: - Search
 
 enum IVFSearch {
-    static func run<K: TopKPanelKernel>(_: K.Type, _ index: IVFIndex, _ queries: TopKQueries, k: Int, probe: Int, threads: Int,
-                                        out: TopKOutput, allowed: TopKFilter) {
-        let n = queries.rows, cells = index.cells, dim = index.dim
+    static func run(_ kernels: TopKKernels, _ index: IVFIndex, _ queries: TopKQueries, k: Int, probe: Int, threads: Int,
+                    out: TopKOutput, allowed: TopKFilter) {
+        let n = queries.rows, cells = index.cells, dim = index.dim, rows = kernels.rows
         let threads = max(1, threads)
         // Chunks of up to 1024 queries, so that a probed cell is shared by several queries of the chunk (its groups
         // fill up), with candidate buffers of at most 16 MB (2M keys) per worker.
@@ -267,11 +268,11 @@ enum IVFSearch {
                 let count = min(range.upperBound, first + perChunk) - first
                 // 1. Each query's `probe` best cells: the exact search over the probe vectors.
                 pws.reset(count)
-                pws.pack(queries, first: first, count, rows: K.rows)
-                for g in 0..<((count + K.rows - 1) / K.rows) {
-                    TopKSearch.scan(K.self, pws, group: pws.packed + g * dim * K.rows, members: pws.identity + g * K.rows,
-                                    thresholds: pws.thresholds + g * K.rows, panels: index.probePanels,
-                                    0..<index.probePanels.panelCount, queryBase: first, probeAll)
+                pws.pack(queries, first: first, count, rows: rows)
+                for g in 0..<((count + rows - 1) / rows) {
+                    TopKSearch.scan(kernels, rows: rows, pws, group: pws.packed + g * dim * rows,
+                                    members: pws.identity + g * rows, thresholds: pws.thresholds + g * rows,
+                                    panels: index.probePanels, 0, index.probePanels.panelCount, queryBase: first, probeAll)
                 }
                 probes.withUnsafeMutableBufferPointer { pr in
                     unusedScores.withUnsafeMutableBufferPointer { sc in
@@ -304,24 +305,14 @@ enum IVFSearch {
                         for c in 0..<cells {
                             var i = cellStart[c]
                             let end = cellStart[c + 1]
-                            let panelRange = index.panels.listPanels[c]..<index.panels.listPanels[c + 1]
-                            if panelRange.isEmpty { continue }
-                            func gathered<G: TopKPanelKernel>(_: G.Type, _ local: UnsafePointer<Int32>, _ n: Int) {
-                                TopKSearch.gathered(G.self, ws, queries, local, n, panels: index.panels, panelRange,
-                                                    queryBase: first, allowed)
-                            }
+                            let p0 = index.panels.listPanels[c], p1 = index.panels.listPanels[c + 1]
+                            if p0 == p1 { continue }
                             while i < end {
-                                let left = end - i
-                                let take: Int
-                                if K.rows == 6 && left < 6 {
-                                    take = left
-                                    if left <= 2 { gathered(TopKKernel2.self, mem.baseAddress! + i, left) }
-                                    else if left <= 4 { gathered(TopKKernel4.self, mem.baseAddress! + i, left) }
-                                    else { gathered(TopKKernel6.self, mem.baseAddress! + i, left) }
-                                } else {
-                                    take = min(left, K.rows)
-                                    gathered(K.self, mem.baseAddress! + i, take)
-                                }
+                                // A full group, else the last 1–5 queries in the narrowest block that holds them.
+                                let take = min(end - i, rows)
+                                let block = rows == 6 && take <= 4 ? (take <= 2 ? 2 : 4) : rows
+                                TopKSearch.gathered(kernels, rows: block, ws, queries, mem.baseAddress! + i, take,
+                                                    panels: index.panels, p0, p1, queryBase: first, allowed)
                                 i += take
                             }
                         }

@@ -1,15 +1,18 @@
 import HomefeedCore
+import HomefeedKernels
+import HomefeedKernelsAVX2
 
 // Top-K retrieval by inner product: for every query row q, the K items i with the largest q·x_i.
 //
 // The exact path never materialises the queries × items score matrix. Items are packed once into panels of 16
 // (dimension-major: one SIMD16 load is one dimension of 16 items). A worker takes a chunk of queries, packs them
-// in groups of R (6 in AVX2 builds, 2 in portable ones) and, for every L2-sized block of panels, runs an R × 16
-// register-blocked kernel: the scores stay in registers and are compared with each query's threshold (its K-th
-// best so far); only a block with a lane at or above it is written out. Such a lane becomes a candidate key
-// (score, id) in its query's buffer; a full buffer (2K) keeps its K best (radix select), whose K-th raises the
-// threshold. For large K a floor estimated from a small sample raises it from the start (`exhaustive`), so a
-// query takes ~2.5·K candidates out of the whole catalog. `ExactIndex` and `IVFIndex` (IVF.swift) share all of it.
+// in groups of R (6 on the AVX2 kernels, 2 on the portable ones: `TopKKernels`) and, for every L2-sized block of
+// panels, runs an R × 16 register-blocked kernel (HomefeedKernels): the scores stay in registers and are compared
+// with each query's threshold (its K-th best so far); only a block with a lane at or above it is written out. Such
+// a lane becomes a candidate key (score, id) in its query's buffer; a full buffer (2K) keeps its K best (radix
+// select), whose K-th raises the threshold. For large K a floor estimated from a small sample raises it from the
+// start (`exhaustive`), so a query takes ~2.5·K candidates out of the whole catalog. `ExactIndex` and `IVFIndex`
+// (IVF.swift) share all of it.
 
 /// Decides whether item `item` may be returned for query row `query` (seen, disliked, unavailable in the user's
 /// country…). Called from worker threads, only for items whose score reaches the query's current K-th best.
@@ -86,13 +89,13 @@ public struct ExactIndex: Sendable {
     /// chunks of queries (a batch of a few dozen queries uses fewer threads); `threads: 1` runs on the caller's
     /// thread. Scores that are NaN or −∞ are never returned.
     public func search(_ queries: Matrix, k: Int, threads: Int, allowed: TopKFilter) -> TopKResults {
-        search(queries, k: k, threads: threads, wide: TopKKernels.wide, allowed: allowed)
+        search(queries, k: k, threads: threads, kernels: .current, allowed: allowed)
     }
 
-    /// `wide`: the 6-row kernel, else the 2-row one (tests run both).
-    func search(_ queries: Matrix, k: Int, threads: Int, wide: Bool, allowed: TopKFilter) -> TopKResults {
+    /// With the given kernels (tests run each).
+    func search(_ queries: Matrix, k: Int, threads: Int, kernels: TopKKernels, allowed: TopKFilter) -> TopKResults {
         precondition(queries.cols == dim || queries.rows == 0, "ExactIndex.search: query dim \(queries.cols) ≠ item dim \(dim)")
-        return TopKSearch.exhaustive(queries, panels: panels, k: k, threads: threads, wide: wide, allowed: allowed)
+        return TopKSearch.exhaustive(queries, panels: panels, k: k, threads: threads, kernels: kernels, allowed: allowed)
     }
 
     public func search(_ queries: Matrix, k: Int, threads: Int) -> TopKResults {
@@ -177,164 +180,34 @@ struct TopKPanels: Sendable {
 
 // MARK: - Kernels
 
-@inline(__always)
-func topKLoad16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
+/// Which copy of the panel kernels (HomefeedKernels/TopKPanelKernels.swift, one source compiled twice) a search
+/// runs, and with how many queries per block: the AVX2 copy with 6 × 16 blocks (12 YMM accumulators, ~1.7× the
+/// portable speed) when `KernelDispatch` allows it, else the portable copy with 2 × 16 blocks (SSE has 16
+/// registers; 6 rows spill). Every kernel returns bit-identical scores, so the choice never changes a result.
+struct TopKKernels: Sendable {
+    /// Call the AVX2 copy (only ever true when the CPU has AVX2 and FMA).
+    let avx2: Bool
+    /// Queries per block: 6 or 2 (IVF also runs 2 and 4 on the last queries of a cell when it is 6).
+    let rows: Int
 
-@inline(__always)
-func topKStore16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
+    static let portable = TopKKernels(avx2: false, rows: 2)
+    /// The portable copy with the AVX2 path's grouping (tests; any CPU).
+    static let portableWide = TopKKernels(avx2: false, rows: 6)
+    static var avx2Wide: TopKKernels? { KernelDispatch.avx2Supported ? TopKKernels(avx2: true, rows: 6) : nil }
+    /// What searches use.
+    static var current: TopKKernels { KernelDispatch.useAVX2 ? avx2Wide! : portable }
 
-/// The sign bits of a − t: clear in the lanes where a ≥ t (a − t is +0 when equal, never −0), set where a < t
-/// and where a is −∞ padding while t is still −∞ (x86's default NaN is negative). Bit patterns, because the
-/// generic SIMD comparisons (`.>=`, `any`) compile to a per-lane loop.
-@inline(__always)
-func topKReached(_ a: SIMD16<Float>, _ t: Float) -> SIMD16<Int32> {
-    unsafeBitCast(a - SIMD16(repeating: t), to: SIMD16<Int32>.self)
-}
-
-/// True when some lane of an AND of `topKReached` masks has its sign bit clear (some score reached its threshold).
-@inline(__always)
-func topKAnyReached(_ m: SIMD16<Int32>) -> Bool {
-    let h8 = m.lowHalf & m.highHalf, h4 = h8.lowHalf & h8.highHalf, h2 = h4.lowHalf & h4.highHalf
-    return h2[0] & h2[1] >= 0
-}
-
-/// An R × 16 register block: R packed queries against one panel.
-protocol TopKPanelKernel: Sendable {
-    static var rows: Int { get }
-    /// Writes the R × 16 scores to `tile` and returns true when any of them reaches its row's threshold `t[r]`
-    /// (otherwise the scores never leave the registers).
-    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
-                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool
-}
-
-// Every kernel computes each score the same way, s = ((b + x_0 q_0) + x_1 q_1) + … in dimension order, so a
-// (query, item) pair gets a bit-identical score whatever the kernel, block or position: IVF with every cell probed
-// equals the exact path exactly, and the kernel choice (`TopKKernels`) never changes a result. `v * q + a`, not
-// `addingProduct`, which is a per-lane libm call in the portable build.
-
-/// 2 × 16: 8 SSE accumulators, the widest block the portable build keeps in its 16 registers.
-enum TopKKernel2: TopKPanelKernel {
-    static var rows: Int { 2 }
-    /// a_r = b + Σ_j x_j q_rj (x_j: dimension j of the 16 panel items, q_rj: query r's dimension j), r = 0, 1.
+    /// `topKScanPanels` (see there) with `rows` queries per block, in this copy.
     @inline(__always)
-    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
-                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
-        let b = topKLoad16(bias)
-        var a0 = b, a1 = b
-        var q = q, x = x
-        for _ in 0..<dim {
-            let v = topKLoad16(x)
-            a0 = v * SIMD16(repeating: q[0]) + a0
-            a1 = v * SIMD16(repeating: q[1]) + a1
-            q += 2; x += 16
-        }
-        guard topKAnyReached(topKReached(a0, t[0]) & topKReached(a1, t[1])) else { return false }
-        topKStore16(a0, tile); topKStore16(a1, tile + 16)
-        return true
+    func scan(rows: Int, group: UnsafePointer<Float>, panels: TopKPanels, from: Int, to: Int, by: Int,
+              thresholds: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Int {
+        let values = UnsafePointer(panels.values.base), bias = UnsafePointer(panels.bias.base)
+        return avx2
+            ? topKScanPanelsAVX2(rows: rows, group: group, values: values, bias: bias, dim: panels.dim, from: from, to: to,
+                                 by: by, thresholds: thresholds, tile: tile)
+            : topKScanPanels(rows: rows, group: group, values: values, bias: bias, dim: panels.dim, from: from, to: to,
+                             by: by, thresholds: thresholds, tile: tile)
     }
-}
-
-/// 4 × 16 (IVF groups of 3–4 queries).
-enum TopKKernel4: TopKPanelKernel {
-    static var rows: Int { 4 }
-    /// a_r = b + Σ_j x_j q_rj, r = 0..<4.
-    @inline(__always)
-    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
-                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
-        let b = topKLoad16(bias)
-        var a0 = b, a1 = b, a2 = b, a3 = b
-        var q = q, x = x
-        for _ in 0..<dim {
-            let v = topKLoad16(x)
-            a0 = v * SIMD16(repeating: q[0]) + a0
-            a1 = v * SIMD16(repeating: q[1]) + a1
-            a2 = v * SIMD16(repeating: q[2]) + a2
-            a3 = v * SIMD16(repeating: q[3]) + a3
-            q += 4; x += 16
-        }
-        let m = topKReached(a0, t[0]) & topKReached(a1, t[1]) & topKReached(a2, t[2]) & topKReached(a3, t[3])
-        guard topKAnyReached(m) else { return false }
-        topKStore16(a0, tile); topKStore16(a1, tile + 16); topKStore16(a2, tile + 32); topKStore16(a3, tile + 48)
-        return true
-    }
-}
-
-/// 6 × 16: 12 AVX accumulators (the AVX2 register file holds them with the panel row and a broadcast).
-enum TopKKernel6: TopKPanelKernel {
-    static var rows: Int { 6 }
-    /// a_r = b + Σ_j x_j q_rj, r = 0..<6.
-    @inline(__always)
-    static func score(_ q: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, dim: Int,
-                      thresholds t: UnsafePointer<Float>, tile: UnsafeMutablePointer<Float>) -> Bool {
-        let b = topKLoad16(bias)
-        var a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b
-        var q = q, x = x
-        for _ in 0..<dim {
-            let v = topKLoad16(x)
-            a0 = v * SIMD16(repeating: q[0]) + a0
-            a1 = v * SIMD16(repeating: q[1]) + a1
-            a2 = v * SIMD16(repeating: q[2]) + a2
-            a3 = v * SIMD16(repeating: q[3]) + a3
-            a4 = v * SIMD16(repeating: q[4]) + a4
-            a5 = v * SIMD16(repeating: q[5]) + a5
-            q += 6; x += 16
-        }
-        let m = topKReached(a0, t[0]) & topKReached(a1, t[1]) & topKReached(a2, t[2])
-            & topKReached(a3, t[3]) & topKReached(a4, t[4]) & topKReached(a5, t[5])
-        guard topKAnyReached(m) else { return false }
-        topKStore16(a0, tile); topKStore16(a1, tile + 16); topKStore16(a2, tile + 32)
-        topKStore16(a3, tile + 48); topKStore16(a4, tile + 64); topKStore16(a5, tile + 80)
-        return true
-    }
-}
-
-/// Which register block the build runs fastest. Swift has no compile-time test for the target CPU, so the first
-/// search times the 6-row block (wins when compiled for AVX2: 16 × 256-bit registers) against the 2-row one
-/// (wins in the portable SSE build, where 6 rows spill) on a small in-cache problem, ~1 ms once per process.
-/// The choice only changes speed: every kernel returns bit-identical scores.
-enum TopKKernels {
-    static var wide: Bool { TopKKernelChoice.forcedWide ?? calibrated }
-    static let calibrated = calibrate()
-
-    static func calibrate() -> Bool {
-        let dim = 64, panels = 32, w = TopKPanels.width, queries = 12
-        let x = TopKStorage<Float>(count: panels * dim * w, repeating: 0)
-        let bias = TopKStorage<Float>(count: w, repeating: 0)
-        let q = TopKStorage<Float>(count: queries * dim, repeating: 0)
-        let t = TopKStorage<Float>(count: queries, repeating: .infinity)
-        let tile = TopKStorage<Float>(count: 6 * w, repeating: 0)
-        var rng = SeededRandom(seed: 1)
-        for i in 0..<(panels * dim * w) { x.base[i] = Float(rng.nextDouble()) }
-        for i in 0..<(queries * dim) { q.base[i] = Float(rng.nextDouble()) }
-        func run<K: TopKPanelKernel>(_: K.Type) -> Double {
-            let t0 = TimeFormat.monotonic()
-            var sink = 0
-            for _ in 0..<8 {
-                for g in 0..<(queries / K.rows) {
-                    for p in 0..<panels {
-                        if K.score(q.base + g * K.rows * dim, x.base + p * dim * w, bias.base, dim: dim,
-                                   thresholds: t.base, tile: tile.base) { sink += 1 }
-                    }
-                }
-            }
-            return TimeFormat.monotonic() - t0 + Double(sink)
-        }
-        var narrow = Double.infinity, wide = Double.infinity
-        for _ in 0..<5 { narrow = min(narrow, run(TopKKernel2.self)); wide = min(wide, run(TopKKernel6.self)) }
-        return wide < narrow
-    }
-}
-
-/// For benchmarks: force the 6-row (`true`) or the 2-row (`false`) kernel instead of the calibrated choice. Set it
-/// before searching, never while a search runs.
-public enum TopKKernelChoice {
-    nonisolated(unsafe) public static var forcedWide: Bool? = nil
-    /// The kernel searches use: true = 6 rows (AVX2 builds), false = 2 rows (portable SSE builds).
-    public static var wide: Bool { TopKKernels.wide }
 }
 
 // MARK: - Selection
@@ -624,27 +497,19 @@ enum TopKSearch {
     }
 
     /// Every query against every panel, fused with the top-K selection.
-    static func exhaustive(_ queries: Matrix, panels: TopKPanels, k: Int, threads: Int, wide: Bool, allowed: TopKFilter) -> TopKResults {
+    static func exhaustive(_ queries: Matrix, panels: TopKPanels, k: Int, threads: Int, kernels: TopKKernels,
+                           allowed: TopKFilter) -> TopKResults {
         var out = TopKResults(k: k, queries: queries.rows)
         if min(k, panels.itemCount) == 0 || queries.rows == 0 { return out }
-        withRaw(queries, &out) { q, o in exhaustive(q, panels: panels, k: k, threads: threads, wide: wide, out: o, allowed: allowed) }
+        withRaw(queries, &out) { q, o in exhaustive(q, panels: panels, k: k, threads: threads, kernels: kernels, out: o, allowed: allowed) }
         return out
     }
 
-    static func exhaustive(_ q: TopKQueries, panels: TopKPanels, k: Int, threads: Int, wide: Bool = TopKKernels.wide,
+    static func exhaustive(_ queries: TopKQueries, panels: TopKPanels, k: Int, threads: Int, kernels: TopKKernels = .current,
                            out: TopKOutput, allowed: TopKFilter) {
-        let kk = min(k, panels.itemCount)
-        if kk == 0 || q.rows == 0 { return }
-        if wide {
-            exhaustive(TopKKernel6.self, q, panels: panels, k: kk, threads: threads, out: out, allowed: allowed)
-        } else {
-            exhaustive(TopKKernel2.self, q, panels: panels, k: kk, threads: threads, out: out, allowed: allowed)
-        }
-    }
-
-    static func exhaustive<K: TopKPanelKernel>(_: K.Type, _ queries: TopKQueries, panels: TopKPanels, k: Int, threads: Int,
-                                               out: TopKOutput, allowed: TopKFilter) {
-        let rows = K.rows, dim = panels.dim, w = TopKPanels.width, n = queries.rows
+        let k = min(k, panels.itemCount)
+        if k == 0 || queries.rows == 0 { return }
+        let rows = kernels.rows, dim = panels.dim, w = TopKPanels.width, n = queries.rows
         let threads = max(1, threads)
         // Chunks of whole groups (≤ 96 queries: their packed rows, 24 KB at dim 64, stay in L1 next to the panel
         // being scored), a multiple of the thread count when there are several, so workers end together.
@@ -685,9 +550,9 @@ enum TopKSearch {
                     // The floors: each query's sampleRank-th best score in the strided sample.
                     sws.reset(count)
                     for g in 0..<(g1 - g0) {
-                        scan(K.self, sws, group: ws.packed + g * dim * rows, members: sws.identity + g * rows,
-                             thresholds: sws.thresholds + g * rows, panels: panels,
-                             stride(from: 0, to: panels.panelCount, by: sampleStep), queryBase: first, { _, _ in true })
+                        scan(kernels, rows: rows, sws, group: ws.packed + g * dim * rows, members: sws.identity + g * rows,
+                             thresholds: sws.thresholds + g * rows, panels: panels, 0, panels.panelCount, by: sampleStep,
+                             queryBase: first, { _, _ in true })
                     }
                     for l in 0..<count where sws.counts[l] == sampleRank {
                         ws.floors[l] = topKScore(sws.keys[l * sws.cap + sampleRank - 1])
@@ -698,8 +563,8 @@ enum TopKSearch {
                 while b0 < panels.panelCount {
                     let b1 = min(panels.panelCount, b0 + blockPanels)
                     for g in 0..<(g1 - g0) {
-                        scan(K.self, ws, group: ws.packed + g * dim * rows, members: ws.identity + g * rows,
-                             thresholds: ws.thresholds + g * rows, panels: panels, b0..<b1, queryBase: first, allowed)
+                        scan(kernels, rows: rows, ws, group: ws.packed + g * dim * rows, members: ws.identity + g * rows,
+                             thresholds: ws.thresholds + g * rows, panels: panels, b0, b1, queryBase: first, allowed)
                     }
                     b0 = b1
                 }
@@ -709,8 +574,8 @@ enum TopKSearch {
                     for l in 0..<count where !ws.reachedFloor(l) { ws.restart(l); redo.append(Int32(l)) }
                     redo.withUnsafeBufferPointer { r in
                         for i in stride(from: 0, to: r.count, by: rows) {
-                            gathered(K.self, ws, queries, r.baseAddress! + i, min(rows, r.count - i), panels: panels,
-                                     0..<panels.panelCount, queryBase: first, allowed)
+                            gathered(kernels, rows: rows, ws, queries, r.baseAddress! + i, min(rows, r.count - i),
+                                     panels: panels, 0, panels.panelCount, queryBase: first, allowed)
                         }
                     }
                 }
@@ -719,35 +584,37 @@ enum TopKSearch {
         }
     }
 
-    /// `n` ≤ G.rows queries of a chunk, `local[0..<n]` (not contiguous), packed as one group and run over `toScan`.
+    /// `n` ≤ `rows` queries of a chunk, `local[0..<n]` (not contiguous), packed as one group and run over panels
+    /// `from ..< to`.
     @inline(__always)
-    static func gathered<G: TopKPanelKernel>(_: G.Type, _ ws: TopKWorkspace, _ queries: TopKQueries, _ local: UnsafePointer<Int32>,
-                                             _ n: Int, panels: TopKPanels, _ toScan: some Sequence<Int>, queryBase: Int,
-                                             _ allowed: TopKFilter) {
-        for r in 0..<G.rows {
+    static func gathered(_ kernels: TopKKernels, rows: Int, _ ws: TopKWorkspace, _ queries: TopKQueries,
+                         _ local: UnsafePointer<Int32>, _ n: Int, panels: TopKPanels, _ from: Int, _ to: Int, queryBase: Int,
+                         _ allowed: TopKFilter) {
+        for r in 0..<rows {
             let l = r < n ? local[r] : -1
             ws.groupMembers[r] = l
             ws.groupThresholds[r] = l >= 0 ? ws.thresholds[Int(l)] : .infinity
         }
-        ws.packGroup(queries, rows: G.rows) { r in r < n ? queryBase + Int(local[r]) : -1 }
-        scan(G.self, ws, group: ws.packed, members: ws.groupMembers, thresholds: ws.groupThresholds,
-             panels: panels, toScan, queryBase: queryBase, allowed)
+        ws.packGroup(queries, rows: rows) { r in r < n ? queryBase + Int(local[r]) : -1 }
+        scan(kernels, rows: rows, ws, group: ws.packed, members: ws.groupMembers, thresholds: ws.groupThresholds,
+             panels: panels, from, to, queryBase: queryBase, allowed)
     }
 
-    /// One packed group of K.rows queries against panels `range`: the kernel, then the hits of each tile.
+    /// One packed group of `rows` queries against panels from, from + by, … below `to`: the kernels run until a
+    /// tile has hits, the hits are offered (raising thresholds), and the kernels resume after that panel.
     @inline(__always)
-    static func scan<K: TopKPanelKernel>(_: K.Type, _ ws: TopKWorkspace, group: UnsafePointer<Float>,
-                                         members: UnsafePointer<Int32>, thresholds: UnsafeMutablePointer<Float>,
-                                         panels: TopKPanels, _ range: some Sequence<Int>, queryBase: Int,
-                                         _ allowed: TopKFilter) {
-        let dim = panels.dim, w = TopKPanels.width
-        let values = UnsafePointer(panels.values.base), bias = UnsafePointer(panels.bias.base)
+    static func scan(_ kernels: TopKKernels, rows: Int, _ ws: TopKWorkspace, group: UnsafePointer<Float>,
+                     members: UnsafePointer<Int32>, thresholds: UnsafeMutablePointer<Float>, panels: TopKPanels,
+                     _ from: Int, _ to: Int, by: Int = 1, queryBase: Int, _ allowed: TopKFilter) {
         let ids = UnsafePointer(panels.ids.base)
-        for p in range {
-            if K.score(group, values + p * dim * w, bias + p * w, dim: dim, thresholds: thresholds, tile: ws.tile) {
-                ws.hits(rows: K.rows, members: members, ids: ids + p * w, queryBase: queryBase,
-                        groupThresholds: thresholds, allowed)
-            }
+        var p = from
+        while p < to {
+            p = kernels.scan(rows: rows, group: group, panels: panels, from: p, to: to, by: by, thresholds: thresholds,
+                             tile: ws.tile)
+            if p >= to { break }
+            ws.hits(rows: rows, members: members, ids: ids + p * TopKPanels.width, queryBase: queryBase,
+                    groupThresholds: thresholds, allowed)
+            p += by
         }
     }
 }

@@ -5,7 +5,7 @@ import HomefeedModels
 /// `homefeed-bench topk`: exact and IVF top-K over the raw f32 files topk_reference.py reads and writes.
 ///
 ///     topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--repeat R]
-///          [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel wide|narrow]
+///          [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel avx2|portable]
 ///     topk --write-clustered PREFIX [--queries N] [--items M] [--dim D] [--centres C] [--genres G]
 ///          [--spread S] [--query-spread S] [--seed S]
 ///
@@ -26,16 +26,18 @@ func benchTopK(_ a: [String]) throws {
     }
     let dim = intArg("dim", a, 64), k = intArg("k", a, 500), threads = intArg("threads", a, 2)
     let repeats = max(1, intArg("repeat", a, 5))
+    // The AVX2 kernels run when the CPU has AVX2 + FMA; --kernel portable (or HOMEFEED_KERNELS=portable) forces the others.
     switch arg("kernel", a) {
-    case "wide": TopKKernelChoice.forcedWide = true
-    case "narrow": TopKKernelChoice.forcedWide = false
+    case "portable": KernelDispatch.forcePortable = true
+    case "avx2" where !KernelDispatch.avx2Supported: throw HomefeedError("topk: --kernel avx2: this CPU lacks AVX2 or FMA")
+    case "avx2": KernelDispatch.forcePortable = false
     case nil: break
-    case let other?: throw HomefeedError("topk: --kernel wide|narrow, not \(other)")
+    case let other?: throw HomefeedError("topk: --kernel avx2|portable, not \(other)")
     }
     let queries = try readF32(qf, dim: dim), items = try readF32(itf, dim: dim)
     let warm = Matrix(rows: min(64, queries.rows), cols: dim, values: Array(queries.values[0..<(min(64, queries.rows) * dim)]))
-    let kernel = TopKKernelChoice.wide ? "wide" : "narrow"
-    print("data: \(queries.rows) queries, \(items.rows) items, dim \(dim), k \(k), threads \(threads), kernel \(kernel) (6 or 2 query rows per block)")
+    let kernel = KernelDispatch.name
+    print("data: \(queries.rows) queries, \(items.rows) items, dim \(dim), k \(k), threads \(threads), kernel \(kernel) (avx2: 6 query rows per block, portable: 2)")
 
     let t0 = TimeFormat.monotonic()
     let exact = ExactIndex(items: items)

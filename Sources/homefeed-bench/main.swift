@@ -18,7 +18,7 @@ usage: homefeed-bench COMMAND [options]
   als --file TSV [--weighted] [--alpha A] [--factors F] [--iterations N] [--regularization L] [--cg S] [--no-direct]
       [--threads T] [--repeat R] [--loss] [--fold-in-users U [--fold-in-entries E]]
                                          weighted ALS seconds per iteration on `user item [weight]` lines (as als_reference.py)
-  topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--repeat R] [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel wide|narrow]
+  topk --queries Q.f32 --items I.f32 --dim D [--k K] [--threads T] [--repeat R] [--ivf NLIST --nprobe P[,P…] [--seed S]] [--kernel avx2|portable]
                                          exact (and IVF) top-K over raw float32 matrices (as topk_reference.py)
   topk --write-clustered PREFIX [--queries N] [--items M] [--dim D] [--centres C] [--genres G] [--spread S] [--query-spread S] [--seed S]
                                          clustered synthetic embeddings in that raw format (stand-in for MF factors)

@@ -35,6 +35,9 @@ func integerMatrix(_ rows: Int, _ cols: Int, seed: UInt64, range: Int = 5) -> Ma
     return Matrix(rows: rows, cols: cols, values: (0..<(rows * cols)).map { _ in Float(rng.nextInt(2 * range + 1) - range) })
 }
 
+/// Every kernel copy this CPU can run: portable 2-row and 6-row, and the AVX2 one when the CPU has AVX2 + FMA.
+let allKernels: [TopKKernels] = [.portable, .portableWide] + (TopKKernels.avx2Wide.map { [$0] } ?? [])
+
 func randomMatrix(_ rows: Int, _ cols: Int, seed: UInt64) -> Matrix {
     var rng = SeededRandom(seed: seed)
     return Matrix(rows: rows, cols: cols, values: (0..<(rows * cols)).map { _ in Float(rng.nextDouble() * 2 - 1) })
@@ -64,7 +67,7 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
 
 @Suite struct RetrievalTests {
     /// Bit-identical to the reference on integer data full of exact ties (duplicated rows, many equal dot
-    /// products), for both kernels, small and large K (the sorted-insert and the buffer selection), 1 to 3 threads.
+    /// products), for every kernel, small and large K (the sorted-insert and the buffer selection), 1 to 3 threads.
     @Test(arguments: [(1, 7), (2, 40), (3, 40), (2, 300)])
     func exactEqualsBruteForceWithTies(threads: Int, k: Int) {
         var items = integerMatrix(700, 9, seed: 1, range: 2)
@@ -72,9 +75,9 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
         for r in 10..<20 { for j in 0..<9 { items[r, j] = items[5, j] } }
         let queries = integerMatrix(13, 9, seed: 2, range: 2)
         let want = referenceTopK(queries, items, k: k)
-        for wide in [false, true] {
-            expectSame(ExactIndex(items: items).search(queries, k: k, threads: threads, wide: wide, allowed: { _, _ in true }),
-                       want, "wide \(wide) k \(k)")
+        for kernels in allKernels {
+            expectSame(ExactIndex(items: items).search(queries, k: k, threads: threads, kernels: kernels, allowed: { _, _ in true }),
+                       want, "\(kernels) k \(k)")
         }
         // The planted rows come out in id order wherever they rank.
         let got = ExactIndex(items: items).search(queries, k: k, threads: threads)
@@ -88,6 +91,26 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
     @Test func exactEqualsBruteForceOnRandomFloats() {
         let items = randomMatrix(1000, 24, seed: 3), queries = randomMatrix(20, 24, seed: 4)
         expectSame(ExactIndex(items: items).search(queries, k: 25, threads: 2), referenceTopK(queries, items, k: 25), "random")
+    }
+
+    /// The CPU dispatch: the AVX2 and the portable kernels return the brute-force results bit for bit, exact and
+    /// IVF (every cell probed, and a few: the same cells, the same candidates), through the sampled floor (k 150)
+    /// and IVF's 2-, 4- and 6-row groups. Only the portable ones when the CPU lacks AVX2 or FMA.
+    @Test func everyKernelCopyGivesTheSameResults() {
+        let (items, queries) = clusteredData(clusters: 20, perCluster: 200, queries: 23, dim: 20, seed: 18)
+        let exact = ExactIndex(items: items), ivf = IVFIndex.build(items: items, cells: 24, seed: 6, threads: 2)
+        #expect(TopKKernels.current.avx2 == (KernelDispatch.avx2Supported && !KernelDispatch.forcePortable))
+        for k in [7, 150] {
+            let want = referenceTopK(queries, items, k: k)
+            let few = ivf.search(queries, k: k, probe: 5, threads: 2, kernels: .portable, allowed: { _, _ in true })
+            for kernels in allKernels {
+                expectSame(exact.search(queries, k: k, threads: 2, kernels: kernels, allowed: { _, _ in true }), want, "exact \(kernels) k \(k)")
+                expectSame(ivf.search(queries, k: k, probe: ivf.cells, threads: 2, kernels: kernels, allowed: { _, _ in true }),
+                           want, "ivf all \(kernels) k \(k)")
+                #expect(ivf.search(queries, k: k, probe: 5, threads: 2, kernels: kernels, allowed: { _, _ in true }) == few,
+                        "ivf probe 5 \(kernels) k \(k)")
+            }
+        }
     }
 
     /// K of 100 and 256 in 4000 items take the sampled-floor path (j = 16 and j = 32); the result is still exact,

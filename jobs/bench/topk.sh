@@ -7,8 +7,9 @@
 #      log-normal norms; not real MF factors), NLIST cells, k=100 and k=500, each NPROBE: faiss IndexIVFFlat vs
 #      IVFIndex, recall@k of each against its own exact search.
 #   usage: jobs/bench/topk.sh [WORK_DIR=/tmp/homefeed-bench] [ROUNDS=3] [NLIST=1024] [NPROBES="16 32 64"]
-# Portable build unless HOMEFEED_TARGET_CPU is set (HOMEFEED_TARGET_CPU=haswell jobs/bench/topk.sh: AVX2/FMA);
-# HOMEFEED_BIN=DIR uses the binaries in DIR instead of building. Needs ../shared/anchors/setup.sh (faiss).
+# The default (portable) build runs the AVX2 kernels when the CPU has AVX2 + FMA (runtime dispatch);
+# HOMEFEED_KERNELS=portable runs the portable ones. HOMEFEED_BIN=DIR uses the binaries in DIR instead of building.
+# Needs ../shared/anchors/setup.sh (faiss).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0; }
@@ -18,7 +19,7 @@ REF=$here/../shared/anchors/topk_reference.py
 [ -x "$PY" ] || bash "$here/../shared/anchors/setup.sh" >/dev/null
 if [ -n "${HOMEFEED_BIN:-}" ]; then BIN=$HOMEFEED_BIN
 else cd "$here"; swift build -c release >/dev/null; BIN=$(swift build -c release --show-bin-path); fi
-echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | xargs), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), HOMEFEED_TARGET_CPU=${HOMEFEED_TARGET_CPU:-portable}"
+echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | xargs), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg), HOMEFEED_TARGET_CPU=${HOMEFEED_TARGET_CPU:-portable}, HOMEFEED_KERNELS=${HOMEFEED_KERNELS:-auto}"
 mkdir -p "$W"
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 min() { sort -g | head -1; }

@@ -35,4 +35,7 @@ static inline int csys_epoll_wait(int epfd, uint32_t *events, uint64_t *data, in
     return n;
 }
 static inline int csys_errno(void) { return errno; }
+// 1 when the CPU has AVX2 and FMA and the OS saves the YMM registers (so code built for -target-cpu haswell may
+// run), else 0. Not inline: Swift callers are portable code.
+int csys_cpu_has_avx2_fma(void);
 #endif
