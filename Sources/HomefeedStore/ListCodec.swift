@@ -45,56 +45,69 @@ public struct RecommendationList: Sendable, Equatable {
 public enum ListCodec {
     public static let formatVersion: UInt8 = 1
 
-    /// Encodes into `out` (reused by writers: one sized fill, then raw little-endian stores — per-element
-    /// `Array.append` made the store writer 3× slower than a bare SstFileWriter).
-    public static func encode(_ list: RecommendationList, into out: inout [UInt8]) {
+    /// The number of bytes `encode` writes for `list`.
+    @inline(__always)
+    public static func encodedSize(_ list: RecommendationList) -> Int {
         let n = min(list.count, 65535)
-        let langCount = min(list.language.utf8.count, 15)
-        let words = list.seenFilter.prefix(SeenFilter.maxWords)
-        let header = 7 + langCount
-        let size = header + n * 9 + (words.isEmpty ? 0 : 2 + 8 * words.count)
-        if out.count != size {  // every byte below is written, so a buffer of the right size is reused as is
+        let words = min(list.seenFilter.count, SeenFilter.maxWords)
+        return 7 + min(list.language.utf8.count, 15) + n * 9 + (words == 0 ? 0 : 2 + 8 * words)
+    }
+
+    /// Encodes into `out`, resized to fit (writers reuse it: one sized fill, then raw little-endian stores —
+    /// per-element `Array.append` made the store writer 3× slower than a bare SstFileWriter).
+    public static func encode(_ list: RecommendationList, into out: inout [UInt8]) {
+        let size = encodedSize(list)
+        if out.count != size {  // every byte is written, so a buffer of the right size is reused as is
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: repeatElement(0, count: size))
         }
-        out.withUnsafeMutableBytes { b in
-            b[0] = formatVersion
-            b[1] = words.isEmpty ? 0 : 1
-            b.storeBytes(of: UInt16(n).littleEndian, toByteOffset: 2, as: UInt16.self)
-            b.storeBytes(of: list.country.raw.littleEndian, toByteOffset: 4, as: UInt16.self)
-            b[6] = UInt8(langCount)
-            for (k, c) in list.language.utf8.prefix(15).enumerated() { b[7 + k] = c }
-            // The columns are little-endian u32 / f32: on a little-endian host one memcpy each.
+        out.withUnsafeMutableBytes { encode(list, to: $0.baseAddress!) }
+    }
+
+    /// Writes exactly `encodedSize(list)` bytes at `b`.
+    public static func encode(_ list: RecommendationList, to b: UnsafeMutableRawPointer) {
+        let n = min(list.count, 65535)
+        let langCount = min(list.language.utf8.count, 15)
+        let words = min(list.seenFilter.count, SeenFilter.maxWords)
+        let header = 7 + langCount
+        b.storeBytes(of: formatVersion, as: UInt8.self)
+        b.storeBytes(of: words == 0 ? 0 : 1, toByteOffset: 1, as: UInt8.self)
+        b.storeBytes(of: UInt16(n).littleEndian, toByteOffset: 2, as: UInt16.self)
+        b.storeBytes(of: list.country.raw.littleEndian, toByteOffset: 4, as: UInt16.self)
+        b.storeBytes(of: UInt8(langCount), toByteOffset: 6, as: UInt8.self)
+        for (k, c) in list.language.utf8.prefix(15).enumerated() { b.storeBytes(of: c, toByteOffset: 7 + k, as: UInt8.self) }
+        // The columns are little-endian u32 / f32: on a little-endian host one memcpy each.
+        #if _endian(little)
+        list.videos.withUnsafeBytes { v in (b + header).copyMemory(from: v.baseAddress!, byteCount: 4 * n) }
+        #else
+        list.videos.withUnsafeBufferPointer { v in
+            for i in 0..<n { b.storeBytes(of: v[i].littleEndian, toByteOffset: header + 4 * i, as: UInt32.self) }
+        }
+        #endif
+        let scores = header + 4 * n, sources = header + 8 * n
+        list.scores.withUnsafeBufferPointer { sc in
+            let m = min(n, sc.count)
             #if _endian(little)
-            list.videos.withUnsafeBytes { v in (b.baseAddress! + header).copyMemory(from: v.baseAddress!, byteCount: 4 * n) }
+            if m > 0 { (b + scores).copyMemory(from: sc.baseAddress!, byteCount: 4 * m) }
             #else
-            list.videos.withUnsafeBufferPointer { v in
-                for i in 0..<n { b.storeBytes(of: v[i].littleEndian, toByteOffset: header + 4 * i, as: UInt32.self) }
-            }
+            for i in 0..<m { b.storeBytes(of: sc[i].bitPattern.littleEndian, toByteOffset: scores + 4 * i, as: UInt32.self) }
             #endif
-            let scores = header + 4 * n, sources = header + 8 * n
-            list.scores.withUnsafeBufferPointer { sc in
-                let m = min(n, sc.count)
-                #if _endian(little)
-                if m > 0 { (b.baseAddress! + scores).copyMemory(from: sc.baseAddress!, byteCount: 4 * m) }
-                #else
-                for i in 0..<m { b.storeBytes(of: sc[i].bitPattern.littleEndian, toByteOffset: scores + 4 * i, as: UInt32.self) }
-                #endif
-                for i in m..<n { b.storeBytes(of: UInt32(0), toByteOffset: scores + 4 * i, as: UInt32.self) }
+            for i in m..<n { b.storeBytes(of: UInt32(0), toByteOffset: scores + 4 * i, as: UInt32.self) }
+        }
+        list.sources.withUnsafeBufferPointer { so in
+            let m = min(n, so.count)
+            if CandidateSource.storedAsRawValue, m > 0 {
+                (b + sources).copyMemory(from: UnsafeRawPointer(so.baseAddress!), byteCount: m)
+            } else {
+                for i in 0..<m { b.storeBytes(of: so[i].rawValue, toByteOffset: sources + i, as: UInt8.self) }
             }
-            list.sources.withUnsafeBufferPointer { so in
-                let m = min(n, so.count)
-                if CandidateSource.storedAsRawValue, m > 0 {
-                    (b.baseAddress! + sources).copyMemory(from: UnsafeRawPointer(so.baseAddress!), byteCount: m)
-                } else {
-                    for i in 0..<m { b[sources + i] = so[i].rawValue }
-                }
-                for i in m..<n { b[sources + i] = 0 }
-            }
-            if !words.isEmpty {
-                let at = sources + n
-                b.storeBytes(of: UInt16(words.count).littleEndian, toByteOffset: at, as: UInt16.self)
-                for (k, w) in words.enumerated() { b.storeBytes(of: w.littleEndian, toByteOffset: at + 2 + 8 * k, as: UInt64.self) }
+            for i in m..<n { b.storeBytes(of: 0, toByteOffset: sources + i, as: UInt8.self) }
+        }
+        if words > 0 {
+            let at = sources + n
+            b.storeBytes(of: UInt16(words).littleEndian, toByteOffset: at, as: UInt16.self)
+            list.seenFilter.withUnsafeBufferPointer { w in
+                for k in 0..<words { b.storeBytes(of: w[k].littleEndian, toByteOffset: at + 2 + 8 * k, as: UInt64.self) }
             }
         }
     }
