@@ -157,7 +157,8 @@ public enum Train {
 /// Validation: the seeded random (tune_split "random", default; two draws, scores averaged) or newest ("time")
 /// validation_fraction of each user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos
 /// unseen in the rest). Grid, in three passes, each at the best point so far:
-/// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}; then the ranking's popularity_weight ×
+/// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}, stepping past an edge the best point
+/// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then the ranking's popularity_weight ×
 /// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
 /// come from `[mf]`.
 /// Ties keep the earlier setting.
@@ -203,7 +204,7 @@ public enum Tuning {
         let threads = effectiveThreads(mf.threads)
         let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
         let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
-        let total = (grid + weights + recentBoostGrid.count) * folds.count
+        let total = (grid + 9 + weights + recentBoostGrid.count) * folds.count   // at most 9 steps past the grid's edges
         let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
 
         // 2. Score one setting: mean over folds of the nDCG@10 of the validation users' ranked lists (the fitted
@@ -246,6 +247,26 @@ public enum Tuning {
         for f in factorGrid { for r in regularizationGrid { for a in alphaGrid {
             try consider(.init(factors: f, regularization: r, alpha: a, recentBoost: 0, popularityWeight: 0, trendingWeight: 0, ndcg: 0))
         } } }
+        // A best value on the edge of its grid may stop short of the optimum: step past the edge (regularization
+        // ×2, factors ×2/3, alpha ×2) while the score improves, at most 3 steps each, at the best point so far.
+        func extend(_ atEdge: (TuningReport.Point) -> Bool, _ step: (inout TuningReport.Point) -> Bool) throws {
+            var steps = 0
+            while steps < 3, let b = best, atEdge(b) {
+                var p = b
+                guard step(&p) else { return }
+                let before = b.ndcg
+                try consider(p)
+                steps += 1
+                if best!.ndcg <= before { return }
+            }
+        }
+        try extend({ $0.regularization >= regularizationGrid.last! }) { $0.regularization *= 2; return true }
+        try extend({ $0.factors <= factorGrid.first! }) { p in
+            let f = p.factors * 2 / 3
+            guard f >= 4 else { return false }
+            p.factors = f; return true
+        }
+        try extend({ $0.alpha >= alphaGrid.last! }) { $0.alpha *= 2; return true }
         var base = best!
         for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
             var p = base; p.popularityWeight = w; p.trendingWeight = t; try consider(p)

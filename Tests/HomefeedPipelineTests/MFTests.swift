@@ -234,6 +234,16 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
         #expect(mf.ndcg > popular.ndcg, "mf \(mf.ndcg) vs popular \(popular.ndcg)")
         #expect(mf.precision > popular.precision)
         #expect(result.reports[0].testUsers == result.reports[1].testUsers && result.reports[0].testUsers > 500)
-        #expect(result.mf.tuning?.chosen != nil)
+        // Tuning keeps its best point, and steps past a grid edge the grid's best sits on (regularization 10 → 20).
+        let tuning = try #require(result.mf.tuning)
+        let chosen = try #require(tuning.chosen)
+        #expect(tuning.points.allSatisfy { $0.ndcg <= chosen.ndcg })
+        let grid = Tuning.factorGrid.count * Tuning.regularizationGrid.count * Tuning.alphaGrid.count
+        var gridBest = tuning.points[0]
+        for p in tuning.points.prefix(grid) where p.ndcg > gridBest.ndcg { gridBest = p }
+        if gridBest.regularization == Tuning.regularizationGrid.last! {
+            #expect(tuning.points[grid].regularization == 2 * gridBest.regularization
+                    && tuning.points[grid].factors == gridBest.factors && tuning.points[grid].alpha == gridBest.alpha)
+        }
     }
 }
