@@ -32,7 +32,10 @@ final class Worker {
     private var connections: [Connection?] = []
     private var freeSlots: [Int] = []
     private var generation: UInt32 = 0
+    /// Responses of the current epoll batch, connection after connection; sent once the batch is served.
     private var out = ByteBuffer(capacity: 64 * 1024)
+    /// Whose bytes `out` holds: each connection's response bytes start at its offset and end at the next entry's.
+    private var deferred: [(connection: Connection, start: Int)] = []
     private var response = HTTPResponse()
     private var now: Int64 = Posix.monotonicNanos()
     private var nextSweep: Int64 = 0
@@ -93,11 +96,16 @@ final class Worker {
                 default: onEvent(token, eventFlags[k])
                 }
             }
+            // Reply to the whole batch at once, as Redis does: clients then send their next requests together
+            // and every request waits about one batch. Replying inline made a request's wait anything from
+            // nothing to two batches (HTTP p99 2.6× p50 under load, against Redis's 1.6×).
+            flushDeferred()
             if now >= nextSweep {
                 sweep()
                 nextSweep = now + sweepNanos
             }
         }
+        flushDeferred()  // answers computed before the stop signal still go out
         for case let c? in connections { closeConnection(c) }
         close(epfd)
     }
@@ -193,8 +201,10 @@ final class Worker {
         }
     }
 
-    /// Answers every complete request in `c.input` (pipelining), in order, then writes.
+    /// Answers every complete request in `c.input` (pipelining), in order, into `out`; the bytes go out when the
+    /// epoll batch has been served (`flushDeferred`), or at once past `flushThreshold` (a deep pipeline).
     private func serveBuffered(_ c: Connection) {
+        let start = out.count
         var pos = 0
         while pos < c.input.count, let base = c.input.base {
             let view = UnsafeRawBufferPointer(start: base + pos, count: c.input.count - pos)
@@ -202,7 +212,7 @@ final class Worker {
             case .incomplete(let needed):
                 c.needBytes = needed  // relative to the request start, which compaction moves to 0
                 c.input.consumeFront(pos)
-                writeOut(c)
+                if out.count > start { deferred.append((c, start)) }
                 return
             case .error(let error):
                 WorkerCounters.bump(counters.badRequests)
@@ -225,25 +235,40 @@ final class Worker {
                     c.closeAfterFlush = true
                     c.lingerOnClose = pos < c.input.count
                     pos = c.input.count
-                } else if out.count >= Self.flushThreshold {
+                } else if out.count - start >= Self.flushThreshold {
                     c.input.consumeFront(pos)
                     pos = 0
-                    if !writeOut(c) { return }
+                    let open = sendOut(c, start, out.count)
+                    out.count = start
+                    if !open { return }
                 }
             }
         }
         c.input.consumeFront(pos)
         if c.input.count == 0 && c.input.capacity > Self.shrinkAbove { c.input.release() }
-        writeOut(c)
+        if out.count > start { deferred.append((c, start)) }
     }
 
-    /// Sends `out`. Returns true if the connection is open, idle-writable and may process more input;
-    /// false if it was closed, started lingering, or has output pending (now waiting for EPOLLOUT).
+    /// Sends every response of the batch (each connection's bytes run up to the next connection's start).
+    private func flushDeferred() {
+        for (i, d) in deferred.enumerated() {
+            let end = i + 1 < deferred.count ? deferred[i + 1].start : out.count
+            let c = d.connection
+            guard c.slot < connections.count, connections[c.slot] === c else { continue }  // closed meanwhile
+            sendOut(c, d.start, end)
+        }
+        deferred.removeAll(keepingCapacity: true)
+        out.count = 0
+    }
+
+    /// Sends out[start..<end] to `c`. Returns true if the connection is open, idle-writable and may process more
+    /// input; false if it was closed, started lingering, or has output pending (the unsent rest is copied to
+    /// `c.pending`, and we wait for EPOLLOUT).
     @discardableResult
-    private func writeOut(_ c: Connection) -> Bool {
-        var offset = 0
-        while offset < out.count, let base = out.base {
-            let n = send(c.fd, base + offset, out.count - offset, Int32(MSG_NOSIGNAL))
+    private func sendOut(_ c: Connection, _ start: Int, _ end: Int) -> Bool {
+        var offset = start
+        while offset < end, let base = out.base {
+            let n = send(c.fd, base + offset, end - offset, Int32(MSG_NOSIGNAL))
             if n > 0 {
                 offset += n
                 continue
@@ -251,18 +276,15 @@ final class Worker {
             let e = csys_errno()
             if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
-            out.count = 0
             closeConnection(c)  // EPIPE, ECONNRESET: the client is gone
             return false
         }
-        if offset < out.count, let base = out.base {
-            c.pending.append(base + offset, out.count - offset)
+        if offset < end, let base = out.base {
+            c.pending.append(base + offset, end - offset)
             c.pendingOffset = 0
-            out.count = 0
             setInterest(c, Self.OUT)
             return false
         }
-        out.count = 0
         if c.closeAfterFlush {
             finishClose(c)
             return false
@@ -309,12 +331,13 @@ final class Worker {
 
     /// Discards input until the peer closes (or the sweep hits the linger deadline).
     private func drainLingering(_ c: Connection) {
-        guard out.reserve(16 * 1024), let base = out.base else {
+        // Scratch space after the batch's responses (`out` holds them until the batch is flushed).
+        guard out.reserve(16 * 1024), let scratch = out.tail else {
             closeConnection(c)
             return
         }
         for _ in 0..<8 {
-            let n = read(c.fd, base, out.capacity)
+            let n = read(c.fd, scratch, out.freeSpace)
             if n > 0 { continue }
             if n < 0 {
                 let e = csys_errno()
