@@ -319,7 +319,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         }
         let named = file.origins.keys.sorted().filter { key in
             guard let dot = key.firstIndex(of: ".") else { return false }
-            return message.contains(key) || (message.contains(key[...dot]) && containsWord(String(key[key.index(after: dot)...])))
+            return containsWord(key) || (message.contains(key[...dot]) && containsWord(String(key[key.index(after: dot)...])))
         }
         guard !named.isEmpty else { return message }
         return message + " (" + named.map { "\(file.where_($0)): \($0) = \(file[$0] ?? "")" }.joined(separator: "; ") + ")"
@@ -351,8 +351,13 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(mf.unobservedWeight > 0, "mf.unobserved_weight must be > 0")
         try check(mf.cgSteps >= 0, "mf.cg_steps must be ≥ 0 (0 = exact solves)")
         try check(mf.alpha > 0, "mf.alpha must be > 0")
-        try check([mf.longWatchWeight, mf.partialWatchWeight, mf.likeWeight, mf.shareWeight, mf.commentWeight,
-                   mf.dislikeWeight, mf.recentBoost, mf.popularityWeight, mf.trendingWeight].allSatisfy { $0 >= 0 }, "mf.*_weight and mf.recent_boost must be ≥ 0")
+        for (name, v) in [("long_watch_weight", mf.longWatchWeight), ("partial_watch_weight", mf.partialWatchWeight),
+                          ("like_weight", mf.likeWeight), ("share_weight", mf.shareWeight), ("comment_weight", mf.commentWeight),
+                          ("dislike_weight", mf.dislikeWeight), ("recent_boost", mf.recentBoost),
+                          ("popularity_weight", mf.popularityWeight), ("trending_weight", mf.trendingWeight)] {
+            try check(v >= 0, "mf.\(name) must be ≥ 0")
+        }
+        try check(mf.tuneMaxPairs >= 0, "mf.tune_max_pairs must be ≥ 0")
         try check(mf.recentHalfRank > 0, "mf.recent_half_rank must be > 0")
         try check(["on", "off", "auto"].contains(mf.tune), "mf.tune must be on, off or auto (got '\(mf.tune)')")
         try check(["time", "random"].contains(mf.tuneSplit), "mf.tune_split must be time or random (got '\(mf.tuneSplit)')")

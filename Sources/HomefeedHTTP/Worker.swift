@@ -11,8 +11,10 @@ final class Worker {
     static let listenToken: UInt64 = .max
     static let wakeToken: UInt64 = .max - 1
     static let maxEvents: Int32 = 256
-    /// Flush mid-batch beyond this, so a deep pipeline cannot grow the output buffer without bound.
+    /// The batch's responses are sent mid-batch once they reach this, so deep pipelines cannot grow the output
+    /// buffer without bound; a buffer grown past `shrinkOutAbove` by one is released after its batch.
     static let flushThreshold = 128 * 1024
+    static let shrinkOutAbove = 256 * 1024
     static let initialInputCapacity = 4096
     /// Input buffers grown beyond this are released when empty (idle connections stay small).
     static let shrinkAbove = 16 * 1024
@@ -204,7 +206,7 @@ final class Worker {
     /// Answers every complete request in `c.input` (pipelining), in order, into `out`; the bytes go out when the
     /// epoll batch has been served (`flushDeferred`), or at once past `flushThreshold` (a deep pipeline).
     private func serveBuffered(_ c: Connection) {
-        let start = out.count
+        var start = out.count
         var pos = 0
         while pos < c.input.count, let base = c.input.base {
             let view = UnsafeRawBufferPointer(start: base + pos, count: c.input.count - pos)
@@ -235,12 +237,14 @@ final class Worker {
                     c.closeAfterFlush = true
                     c.lingerOnClose = pos < c.input.count
                     pos = c.input.count
-                } else if out.count - start >= Self.flushThreshold {
+                } else if out.count >= Self.flushThreshold {
+                    // The batch's buffer is full (deep pipelines): send what it holds, this connection's part too.
                     c.input.consumeFront(pos)
                     pos = 0
-                    let open = sendOut(c, start, out.count)
-                    out.count = start
-                    if !open { return }
+                    deferred.append((c, start))
+                    flushDeferred()
+                    start = 0
+                    guard c.slot < connections.count, connections[c.slot] === c, c.pending.count == 0, !c.lingering else { return }
                 }
             }
         }
@@ -259,6 +263,7 @@ final class Worker {
         }
         deferred.removeAll(keepingCapacity: true)
         out.count = 0
+        if out.capacity > Self.shrinkOutAbove { out.release() }
     }
 
     /// Sends out[start..<end] to `c`. Returns true if the connection is open, idle-writable and may process more

@@ -38,7 +38,8 @@ public final class LookupDaemon: Sendable {
         service.stopWatching()
     }
 
-    /// Blocks until SIGINT or SIGTERM, then stops gracefully.
+    /// Blocks until SIGINT or SIGTERM, then stops: no new connections, every answer already computed is sent,
+    /// then open connections are closed (clients retry on another replica; there is no drain period).
     public func runUntilSignalled() {
         let done = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []

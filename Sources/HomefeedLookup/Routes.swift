@@ -43,6 +43,12 @@ extension LookupService {
             response.setError(404, "no such route: \(request.pathString)")
             return .other
         }
+        var opsRoute = false
+        for route: StaticString in ["/healthz", "/readyz", "/metrics", "/v1/version"] where request.pathIs(route) { opsRoute = true }
+        if opsRoute && method != .get && method != .head {
+            response.setError(405, "use GET for \(request.pathString)")
+            return .other
+        }
         if request.pathIs("/healthz") {
             response.body.append(contentsOf: #"{"status":"ok"}"#.utf8)
             return .healthz

@@ -21,9 +21,10 @@ func rocksCall<R>(_ what: @autoclosure () -> String, _ body: (UnsafeMutablePoint
 }
 
 /// The table layout every Homefeed SST is written with (the reader inherits it from the files):
-/// 32 KiB blocks with a restart point every 4 keys, no compression (lists are packed floats and ints and barely compress; lookups must not pay for it),
-/// 10-bit bloom filters (unknown users miss without touching a data block), a hash index inside data blocks
-/// (point lookups without binary search), index and filter blocks held by the table reader, not the cache.
+/// 8 KiB blocks with a restart point at every key (see `init`), no compression (lists are packed floats and ints and
+/// barely compress; lookups must not pay for it), 10-bit bloom filters (unknown users miss without touching a data
+/// block), a sparse hash index inside data blocks (point lookups without binary search), index and filter blocks
+/// held by the table reader, not the cache.
 final class TableOptions: @unchecked Sendable {
     let options: OpaquePointer
     private let table: OpaquePointer

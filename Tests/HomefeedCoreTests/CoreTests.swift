@@ -102,6 +102,9 @@ import Testing
          "rank.fresh_slots must be ≤ fresh_slot_depth (c.toml:2: rank.fresh_slot_depth = 2; c.toml:4: rank.fresh_slots = 3)"),
         ("[two_tower]\nhidden = 0\n", "(c.toml:2: two_tower.hidden = 0)"),
         ("[mf]\ntune = \"maybe\"\n", "mf.tune must be on, off or auto (got 'maybe') (c.toml:2: mf.tune = maybe)"),
+        ("[mf]\ntune = \"auto\"\ntune_split = \"x\"\n", "mf.tune_split must be time or random (got 'x') (c.toml:3: mf.tune_split = x)"),
+        ("[mf]\nlike_weight = -1\n", "mf.like_weight must be ≥ 0 (c.toml:2: mf.like_weight = -1)"),
+        ("[mf]\ntune_max_pairs = -5\n", "mf.tune_max_pairs must be ≥ 0 (c.toml:2: mf.tune_max_pairs = -5)"),
     ])
     func outOfRangeValuesNameTheirLine(_ text: String, _ expected: String) throws {
         do {

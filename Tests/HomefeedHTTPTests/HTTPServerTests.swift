@@ -36,6 +36,26 @@ struct HTTPServerTests {
         #expect(try client.readResponse().bodyString == "POST|/echo|n=10|-|body")
     }
 
+    /// One worker, many connections each pipelining 50 medium responses (~150 KB each, past the flush threshold, so
+    /// the batch's replies are sent mid-batch): every connection still gets exactly its own answers, in order.
+    @Test func batchRepliesAcrossManyPipelinedConnections() throws {
+        let server = try startServer(threads: 1)
+        defer { server.stop() }
+        let pad = String(repeating: "p", count: 3000)
+        let clients = try (0..<30).map { _ in try connect(server, timeout: 10) }
+        for (c, client) in clients.enumerated() {
+            var raw = ""
+            for i in 0..<50 { raw += "GET /echo?c=\(c)&i=\(i)&\(pad) HTTP/1.1\r\nHost: x\r\n\r\n" }
+            try client.sendRaw(raw)
+        }
+        for (c, client) in clients.enumerated() {
+            for i in 0..<50 {
+                #expect(try client.readResponse().bodyString == "GET|/echo|c=\(c)&i=\(i)&\(pad)|-|")
+            }
+        }
+        #expect(eventually { server.stats.requests == 1500 })
+    }
+
     @Test func requestDeliveredByteByByte() throws {
         let server = try startServer()
         defer { server.stop() }

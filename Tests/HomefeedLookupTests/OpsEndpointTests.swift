@@ -35,6 +35,20 @@ import HomefeedTestSupport
         #expect(metric(try h.metricsText(), "homefeed_ready") == 1)
     }
 
+    /// The read-only endpoints answer GET and HEAD only.
+    @Test(arguments: Transport.allCases)
+    func opsEndpointsRefuseOtherMethods(_ t: Transport) throws {
+        let h = try Harness(t); defer { h.close() }
+        for path in ["/healthz", "/readyz", "/metrics", "/v1/version"] {
+            for method in ["POST", "DELETE", "PUT"] {
+                let r = try h.request(method, path)
+                #expect(r.status == 405, "\(method) \(path)")
+                #expect(r.errorMessage?.contains("use GET") == true)
+            }
+            #expect(try h.request("HEAD", path).status == 200)
+        }
+    }
+
     @Test(arguments: Transport.allCases)
     func versionEndpoint(_ t: Transport) throws {
         let h = try Harness(t); defer { h.close() }
