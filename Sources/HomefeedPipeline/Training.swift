@@ -249,6 +249,7 @@ public enum Tuning {
         } } }
         // A best value on the edge of its grid may stop short of the optimum: step past the edge (regularization
         // ×2, factors ×2/3, alpha ×2) while the score improves, at most 3 steps each, at the best point so far.
+        var edgeSteps = 0
         func extend(_ atEdge: (TuningReport.Point) -> Bool, _ step: (inout TuningReport.Point) -> Bool) throws {
             var steps = 0
             while steps < 3, let b = best, atEdge(b) {
@@ -256,7 +257,7 @@ public enum Tuning {
                 guard step(&p) else { return }
                 let before = b.ndcg
                 try consider(p)
-                steps += 1
+                steps += 1; edgeSteps += 1
                 if best!.ndcg <= before { return }
             }
         }
@@ -267,6 +268,7 @@ public enum Tuning {
             p.factors = f; return true
         }
         try extend({ $0.alpha >= alphaGrid.last! }) { $0.alpha *= 2; return true }
+        progress.add((9 - edgeSteps) * folds.count)   // the steps not taken count as done
         var base = best!
         for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
             var p = base; p.popularityWeight = w; p.trendingWeight = t; try consider(p)
