@@ -10,7 +10,10 @@ import Glibc
 final class Worker {
     static let listenToken: UInt64 = .max
     static let wakeToken: UInt64 = .max - 1
-    static let maxEvents: Int32 = 256
+    /// Events taken per epoll_wait, each batch answered before the next: small batches serve ready connections
+    /// in the kernel's FIFO order with little waiting behind a long batch (HTTP p99 at 50 connections 0.96–0.99 ms
+    /// with 16, 1.03–1.11 ms with 256; 8 no better). One more epoll_wait per 16 requests costs next to nothing.
+    static let maxEvents: Int32 = 16
     /// The batch's responses are sent mid-batch once they reach this, so deep pipelines cannot grow the output
     /// buffer without bound; a buffer grown past `shrinkOutAbove` by one is released after its batch.
     static let flushThreshold = 128 * 1024
