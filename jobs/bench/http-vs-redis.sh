@@ -11,7 +11,7 @@ STORE=$1 ROUNDS=${2:-5} USERS=${3:-1000000} SECS=${4:-10}
 BIN=$(cd "$here" && swift build -c release --show-bin-path)
 ANCHORS=$here/../shared/anchors
 PORT=18181
-body=0
+body=0 failed=0
 medians() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : >/tmp/hf-http-rounds.txt
 for r in $(seq "$ROUNDS"); do
@@ -33,7 +33,9 @@ for r in $(seq "$ROUNDS"); do
   rrps=$(sed 's/.*rps=\([^ ]*\).*/\1/' <<<"$red"); rp50=$(sed 's/.*p50_ms=\([^ ]*\).*/\1/' <<<"$red"); rp99=$(sed 's/.*p99_ms=\([^ ]*\).*/\1/' <<<"$red")
   echo "round $r: homefeed rps=$rps p50_ms=$p50 p99_ms=$p99 ${errs:+($errs)} | redis rps=$rrps p50_ms=$rp50 p99_ms=$rp99 (value $body B)"
   echo "$rps $p50 $p99 $rrps $rp50 $rp99" >>/tmp/hf-http-rounds.txt
+  [ -z "$errs" ] || failed=1
 done
 m() { awk -v c="$1" '{print $c}' /tmp/hf-http-rounds.txt | medians; }
 hr=$(m 1) hp50=$(m 2) hp99=$(m 3) rr=$(m 4) rp50=$(m 5) rp99=$(m 6)
 echo "bench http homefeed_rps=$hr homefeed_p50_ms=$hp50 homefeed_p99_ms=$hp99 redis_rps=$rr redis_p50_ms=$rp50 redis_p99_ms=$rp99 rps_ratio=$(awk -v a="$hr" -v b="$rr" 'BEGIN{printf "%.3f", a/b}') p99_ratio=$(awk -v a="$hp99" -v b="$rp99" 'BEGIN{printf "%.3f", a/b}') rounds=$ROUNDS body_bytes=$body"
+[ "$failed" = 0 ] || { echo "http-vs-redis: some rounds had non-2xx responses or socket errors (see above)" >&2; exit 1; }
