@@ -247,7 +247,7 @@ final class Worker {
                     deferred.append((c, start))
                     flushDeferred()
                     start = 0
-                    guard c.slot < connections.count, connections[c.slot] === c, c.pending.count == 0, !c.lingering else { return }
+                    guard isOpen(c), c.pending.count == 0, !c.lingering else { return }
                 }
             }
         }
@@ -261,7 +261,7 @@ final class Worker {
         for (i, d) in deferred.enumerated() {
             let end = i + 1 < deferred.count ? deferred[i + 1].start : out.count
             let c = d.connection
-            guard c.slot < connections.count, connections[c.slot] === c else { continue }  // closed meanwhile
+            guard isOpen(c) else { continue }  // closed meanwhile
             sendOut(c, d.start, end)
         }
         deferred.removeAll(keepingCapacity: true)
@@ -269,11 +269,9 @@ final class Worker {
         if out.capacity > Self.shrinkOutAbove { out.release() }
     }
 
-    /// Sends out[start..<end] to `c`. Returns true if the connection is open, idle-writable and may process more
-    /// input; false if it was closed, started lingering, or has output pending (the unsent rest is copied to
-    /// `c.pending`, and we wait for EPOLLOUT).
-    @discardableResult
-    private func sendOut(_ c: Connection, _ start: Int, _ end: Int) -> Bool {
+    /// Sends out[start..<end] to `c`. What the socket does not take is copied to `c.pending` (we then wait for
+    /// EPOLLOUT); a connection marked `closeAfterFlush` starts closing once everything went out.
+    private func sendOut(_ c: Connection, _ start: Int, _ end: Int) {
         var offset = start
         while offset < end, let base = out.base {
             let n = send(c.fd, base + offset, end - offset, Int32(MSG_NOSIGNAL))
@@ -285,19 +283,15 @@ final class Worker {
             if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
             closeConnection(c)  // EPIPE, ECONNRESET: the client is gone
-            return false
+            return
         }
         if offset < end, let base = out.base {
             c.pending.append(base + offset, end - offset)
             c.pendingOffset = 0
             setInterest(c, Self.OUT)
-            return false
+            return
         }
-        if c.closeAfterFlush {
-            finishClose(c)
-            return false
-        }
-        return true
+        if c.closeAfterFlush { finishClose(c) }
     }
 
     /// EPOLLOUT: push pending bytes; once empty, resume reading and serve any pipelined input.
@@ -363,12 +357,16 @@ final class Worker {
         if csys_epoll_mod(epfd, c.fd, events, c.token) != 0 { closeConnection(c) }
     }
 
+    /// Whether `c` is still the connection registered in its slot (not closed, slot not reused).
+    private func isOpen(_ c: Connection) -> Bool {
+        c.slot < connections.count && connections[c.slot] === c
+    }
+
     private func closeConnection(_ c: Connection) {
-        let slot = c.slot
-        guard slot < connections.count, connections[slot] === c else { return }
+        guard isOpen(c) else { return }
         close(c.fd)  // also removes it from epoll (never dup'ed)
-        connections[slot] = nil
-        freeSlots.append(slot)
+        connections[c.slot] = nil
+        freeSlots.append(c.slot)
         shared.openConnections.wrappingSubtract(1, ordering: .relaxed)
     }
 

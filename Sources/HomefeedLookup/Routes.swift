@@ -43,17 +43,21 @@ extension LookupService {
             response.setError(404, "no such route: \(request.pathString)")
             return .other
         }
-        var opsRoute = false
-        for route: StaticString in ["/healthz", "/readyz", "/metrics", "/v1/version"] where request.pathIs(route) { opsRoute = true }
-        if opsRoute && method != .get && method != .head {
+        // The read-only endpoints: GET and HEAD only.
+        let route: LookupMetrics.Route? = request.pathIs("/healthz") ? .healthz : request.pathIs("/readyz") ? .readyz
+            : request.pathIs("/metrics") ? .metrics : request.pathIs("/v1/version") ? .version : nil
+        guard let route else {
+            response.setError(404, "no such route: \(request.pathString)")
+            return .other
+        }
+        guard method == .get || method == .head else {
             response.setError(405, "use GET for \(request.pathString)")
             return .other
         }
-        if request.pathIs("/healthz") {
+        switch route {
+        case .healthz:
             response.body.append(contentsOf: #"{"status":"ok"}"#.utf8)
-            return .healthz
-        }
-        if request.pathIs("/readyz") {
+        case .readyz:
             if let s = current {
                 response.body.append(contentsOf: #"{"status":"ready","version":"#.utf8)
                 response.body.append(contentsOf: JSONText.escaped(s.version.name))
@@ -61,24 +65,18 @@ extension LookupService {
             } else {
                 response.setError(503, "no store version is open yet")
             }
-            return .readyz
-        }
-        if request.pathIs("/metrics") {
+        case .metrics:
             response.contentType = "text/plain; version=0.0.4"
             let stats = serverStats.withLock { $0 }?()
             response.body.append(contentsOf: metrics.render(state: current, server: stats, seenUsers: seen.userCount).utf8)
-            return .metrics
-        }
-        if request.pathIs("/v1/version") {
+        default:  // .version
             guard let s = current else { response.setError(503, "no store version is open yet"); return .version }
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             enc.keyEncodingStrategy = .convertToSnakeCase   // as the recommendation responses
             response.body.append(contentsOf: (try? enc.encode(s.version.metadata)) ?? Data())
-            return .version
         }
-        response.setError(404, "no such route: \(request.pathString)")
-        return .other
+        return route
     }
 
     /// Hands the percent-decoded user id to `body`, or answers 400.

@@ -254,7 +254,7 @@ enum IVFSearch {
         // The median cell size, not the mean: MF puts every video without interactions (~0 factors, never ranked
         // high) in one cell, which makes the mean several times the cell a probe actually scans.
         let sizes = (0..<cells).map { index.panels.listPanels[$0 + 1] - index.panels.listPanels[$0] }.sorted()
-        let typicalCell = max(1, 16 * sizes[sizes.count / 2])
+        let typicalCell = max(1, TopKPanels.width * sizes[sizes.count / 2])
         let firstRound = probe >= 4 ? min(probe / 2, (4 * k + typicalCell - 1) / typicalCell) : probe
         parallelFor(n, threads: threads, chunk: perChunk) { worker, range in
             let (ws, pws) = spaces.withSlot(worker) { slot in

@@ -168,6 +168,8 @@ public enum Tuning {
     public static let alphaGrid = [1.0, 2.0, 5.0]
     public static let rankingWeightGrid = [0.0, 0.25, 0.5, 1.0]
     public static let recentBoostGrid = [2.0, 8.0, 32.0]
+    /// Steps past a grid edge, per parameter (regularization, factors, alpha).
+    static let edgeSteps = 3
 
     static func apply(_ p: TuningReport.Point, to mf: inout HomefeedConfig.MF) {
         mf.factors = p.factors; mf.regularization = p.regularization; mf.alpha = p.alpha
@@ -204,7 +206,7 @@ public enum Tuning {
         let threads = effectiveThreads(mf.threads)
         let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
         let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
-        let total = (grid + 9 + weights + recentBoostGrid.count) * folds.count   // at most 9 steps past the grid's edges
+        let total = (grid + 3 * edgeSteps + weights + recentBoostGrid.count) * folds.count
         let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
 
         // 2. Score one setting: mean over folds of the nDCG@10 of the validation users' ranked lists (the fitted
@@ -248,16 +250,16 @@ public enum Tuning {
             try consider(.init(factors: f, regularization: r, alpha: a, recentBoost: 0, popularityWeight: 0, trendingWeight: 0, ndcg: 0))
         } } }
         // A best value on the edge of its grid may stop short of the optimum: step past the edge (regularization
-        // ×2, factors ×2/3, alpha ×2) while the score improves, at most 3 steps each, at the best point so far.
-        var edgeSteps = 0
+        // ×2, factors ×2/3, alpha ×2) while the score improves, at most `edgeSteps` each, at the best point so far.
+        var stepsTaken = 0
         func extend(_ atEdge: (TuningReport.Point) -> Bool, _ step: (inout TuningReport.Point) -> Bool) throws {
             var steps = 0
-            while steps < 3, let b = best, atEdge(b) {
+            while steps < edgeSteps, let b = best, atEdge(b) {
                 var p = b
                 guard step(&p) else { return }
                 let before = b.ndcg
                 try consider(p)
-                steps += 1; edgeSteps += 1
+                steps += 1; stepsTaken += 1
                 if best!.ndcg <= before { return }
             }
         }
@@ -268,7 +270,7 @@ public enum Tuning {
             p.factors = f; return true
         }
         try extend({ $0.alpha >= alphaGrid.last! }) { $0.alpha *= 2; return true }
-        progress.add((9 - edgeSteps) * folds.count)   // the steps not taken count as done
+        progress.add((3 * edgeSteps - stepsTaken) * folds.count)   // the steps not taken count as done
         var base = best!
         for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
             var p = base; p.popularityWeight = w; p.trendingWeight = t; try consider(p)
