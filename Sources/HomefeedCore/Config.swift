@@ -79,6 +79,17 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var threads = 0
         public init() {}
     }
+    /// The item-to-item model beside MF (EASE over the catalog's head; docs/MODELS.md): a ranking signal, fitted by
+    /// `train` with MF and tuned with it.
+    public struct ItemItem: Sendable, Equatable, Codable {
+        /// The head: at most this many of the most engaged videos (a dense videos² solve; 0 = no item-item model).
+        public var videos = 4096
+        /// λ as a multiple of the head videos' mean engagement count.
+        public var regularization = 8.0
+        /// MF ranking: + weight · z(item-item score), z-scored over the user's candidates (0 = not used).
+        public var weight = 0.5
+        public init() {}
+    }
     /// The two-tower model (docs/MODELS.md): feature encoders, training, retrieval. Trained with MF by `train`.
     public struct TwoTower: Sendable, Equatable, Codable {
         /// false: no two-tower model is trained or used (MF and popularity only).
@@ -175,6 +186,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
     public var data = Data()
     public var refresh = Refresh()
     public var mf = MF()
+    public var itemItem = ItemItem()
     public var twoTower = TwoTower()
     public var rank = Rank()
     public var store = Store()
@@ -192,7 +204,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "mf.long_watch_weight", "mf.partial_watch_weight", "mf.like_weight", "mf.share_weight", "mf.comment_weight",
         "mf.dislike_weight", "mf.recent_boost", "mf.recent_half_rank", "mf.popularity_weight", "mf.trending_weight", "mf.tune", "mf.tune_max_pairs", "mf.tune_split",
         "mf.validation_fraction", "mf.retrieval", "mf.ivf_min_videos", "mf.ivf_cells", "mf.ivf_probe", "mf.keep_models",
-        "mf.seed", "mf.threads",
+        "mf.seed", "mf.threads", "item_item.videos", "item_item.regularization", "item_item.weight",
         "two_tower.enabled", "two_tower.field_dim", "two_tower.hidden", "two_tower.output", "two_tower.id_buckets",
         "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.training_history", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
@@ -248,6 +260,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("mf.ivf_min_videos", &mf.ivfMinVideos)
         try file.int("mf.ivf_cells", &mf.ivfCells)
         try file.int("mf.ivf_probe", &mf.ivfProbe)
+        try file.int("item_item.videos", &itemItem.videos)
+        try file.double("item_item.regularization", &itemItem.regularization)
+        try file.double("item_item.weight", &itemItem.weight)
         try file.int("mf.keep_models", &mf.keepModels)
         try file.int("mf.seed", &mf.seed)
         try file.int("mf.threads", &mf.threads)
@@ -365,6 +380,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(["exact", "ivf", "auto"].contains(mf.retrieval), "mf.retrieval must be exact, ivf or auto (got '\(mf.retrieval)')")
         try check(mf.ivfCells >= 0 && mf.ivfProbe >= 0 && mf.ivfMinVideos >= 0, "mf.ivf_* must be ≥ 0")
         try check(mf.keepModels >= 1, "mf.keep_models must be ≥ 1")
+        try check((0...16384).contains(itemItem.videos), "item_item.videos must be in 0...16384 (a dense videos² model)")
+        try check(itemItem.regularization > 0, "item_item.regularization must be > 0")
+        try check(itemItem.weight >= 0, "item_item.weight must be ≥ 0")
         try check(mf.threads >= 0, "mf.threads must be ≥ 0")
         try check([twoTower.fieldDim, twoTower.hidden, twoTower.output, twoTower.idBuckets, twoTower.tokenBuckets,
                    twoTower.historyLength, twoTower.epochs, twoTower.batchSize].allSatisfy { $0 >= 1 },

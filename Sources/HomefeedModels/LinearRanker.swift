@@ -223,11 +223,17 @@ public struct LinearRanker: Codable, Sendable, Equatable {
     /// gain = label, discount 1 / ln(1 + rank), ideal DCG from the labels sorted; equal scores keep the rows' order.
     /// Group-ordered sums: the same for any `threads` (≤ 0: all cores). 0 when no group has a positive.
     public func meanNDCG(_ examples: RankingExamples, k: Int, threads: Int = 0) -> Double {
-        precondition(k >= 1, "meanNDCG: k must be ≥ 1")
+        let each = groupNDCG(examples, k: k, threads: threads)
+        return each.isEmpty ? 0 : each.reduce(0, +) / Double(each.count)
+    }
+
+    /// nDCG@k of every group with a positive label, in group order (for paired comparisons of two rankers).
+    public func groupNDCG(_ examples: RankingExamples, k: Int, threads: Int = 0) -> [Double] {
+        precondition(k >= 1, "groupNDCG: k must be ≥ 1")
         precondition(examples.dimension == names.count,
                      "LinearRanker: examples have \(examples.dimension) features, the ranker \(names.count)")
         let blocks = examples.blocks(rows: 8192)
-        let partials = SlotBuffer(repeating: (sum: 0.0, groups: 0), count: blocks.count - 1)
+        let partials = SlotBuffer(repeating: [Double](), count: blocks.count - 1)
         let discount = (1...k).map { 1 / Foundation.log(Double(1 + $0)) }
         let maxGroup = examples.maxGroupSize, d = names.count
         let model = self
@@ -239,7 +245,7 @@ public struct LinearRanker: Codable, Sendable, Equatable {
                         var order = [Int32](repeating: 0, count: maxGroup)
                         var s = [Float](repeating: 0, count: maxGroup), gains = [Float](repeating: 0, count: maxGroup)
                         for b in range {
-                            var sum = 0.0, groups = 0
+                            var each: [Double] = []
                             for g in blocks[b]..<blocks[b + 1] {
                                 let r0 = off.p[g], n = off.p[g + 1] - r0
                                 var positive = false
@@ -257,18 +263,15 @@ public struct LinearRanker: Codable, Sendable, Equatable {
                                 gains.withUnsafeMutableBufferPointer { $0[0..<n].sort(by: >) }
                                 var ideal = 0.0
                                 for r in 0..<min(k, n) { ideal += Double(gains[r]) * discount[r] }
-                                sum += dcg / ideal
-                                groups += 1
+                                each.append(dcg / ideal)
                             }
-                            partials[b] = (sum, groups)
+                            partials[b] = each
                         }
                     }
                 }
             }
         }
-        var sum = 0.0, groups = 0
-        for b in 0..<partials.count { sum += partials[b].sum; groups += partials[b].groups }
-        return groups > 0 ? sum / Double(groups) : 0
+        return (0..<partials.count).flatMap { partials[$0] }
     }
 
     /// Fits the standardization and the weights on `examples` (d = names.count features per row).

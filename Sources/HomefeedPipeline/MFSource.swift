@@ -23,6 +23,11 @@ final class MFSource: Sendable {
     /// The ranking's weights next to the MF score (`[mf] popularity_weight`, `trending_weight`, as tuned).
     var popularityWeight: Float { Float(model.info.mf.popularityWeight) }
     var trendingWeight: Float { Float(model.info.mf.trendingWeight) }
+    /// The item-to-item model, its weight in the MF ranking (`[item_item] weight`, as tuned) and the head position of
+    /// every model video row (−1: outside the head).
+    var itemItem: ItemItemModel? { model.itemItem }
+    var itemItemWeight: Float { model.itemItem == nil ? 0 : Float(model.info.itemItem?.settings.weight ?? 0) }
+    let headPosition: [Int32]
 
     init(model: MFModel, data: Dataset, config: HomefeedConfig, threads: Int) {
         self.model = model
@@ -37,6 +42,7 @@ final class MFSource: Sendable {
             if let u = data.users.ids.index(of: id) { rowOfUser[Int(u)] = Int32(r) }
         }
         self.rowOfVideo = rowOfVideo; self.videoOfRow = videoOfRow; self.rowOfUser = rowOfUser
+        headPosition = model.itemItem?.positions(columns: model.videos.rows) ?? []
         gram = ALS.gramian(model.videos, threads: threads)
         // Fold-in uses the model's own settings (alpha, weights, recency), so serving sees what training saw.
         builder = ConfidenceBuilder(mf: model.info.mf, watchFraction: config.data.relevanceWatchFraction)
@@ -51,10 +57,11 @@ final class MFSource: Sendable {
 
     var factors: Int { model.videos.cols }
 
-    /// Fold-in and retrieval for a block of users: their factors (row k = users[k]) and top `k` model rows each.
-    /// `hasSignal[k]` is false for a user with no MF signal (their list falls back to popularity).
+    /// Fold-in and retrieval for a block of users: their factors (row k = users[k]), top `k` model rows each, and
+    /// their confidence rows (the item-to-item model's input). `hasSignal[k]` is false for a user with no MF signal
+    /// (their list falls back to popularity).
     func block(_ users: ArraySlice<Int32>, data: Dataset, history: UserHistory, k: Int, threads: Int,
-               timing: inout MFTiming) -> (factors: Matrix, top: TopKResults, hasSignal: [Bool]) {
+               timing: inout MFTiming) -> MFBlock {
         let t0 = TimeFormat.monotonic()
         let rows = builder.rows(users: users, data: data, history: history, columns: model.videos.rows,
                                 column: { rowOfVideo[Int($0)] })
@@ -72,7 +79,13 @@ final class MFSource: Sendable {
         defer { timing.retrieval += TimeFormat.monotonic() - t1 }
         let videoOfRow = self.videoOfRow
         let allowed = retrievalFilter(users, data: data, history: history) { Int(videoOfRow[Int($0)]) }
-        return (x, index.search(x, k: k, threads: threads, allowed: allowed), hasSignal)
+        return MFBlock(factors: x, top: index.search(x, k: k, threads: threads, allowed: allowed), hasSignal: hasSignal, rows: rows)
+    }
+
+    /// One user's item-to-item score of every head video into `out` (empty without the model).
+    func itemItemScores(_ b: MFBlock, row: Int, into out: inout [Float]) {
+        guard let ii = model.itemItem else { out.removeAll(keepingCapacity: true); return }
+        ii.scores(b.rows, row: row, position: headPosition, into: &out)
     }
 
     /// The video factors (row-major, `factors` wide) and the dataset video → row map, as raw buffers for the
@@ -83,6 +96,15 @@ final class MFSource: Sendable {
             try rowOfVideo.withUnsafeBufferPointer { rows in try body(y.baseAddress!, factors, rows) }
         }
     }
+}
+
+/// The MF part of a block of users: folded-in factors, top K model rows, whether each user has MF signal, and the
+/// confidence rows the factors were folded in from.
+struct MFBlock: Sendable {
+    var factors: Matrix
+    var top: TopKResults
+    var hasSignal: [Bool]
+    var rows: SparseRows
 }
 
 /// Top-K retrieval over a catalog of embeddings (MF video factors, two-tower video embeddings): exact, or IVF on a

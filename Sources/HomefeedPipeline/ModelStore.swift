@@ -14,6 +14,8 @@ public struct MFModelInfo: Codable, Sendable, Equatable {
     public var mf = HomefeedConfig.MF()
     public var tuning: TuningReport?
     public var users = 0, videos = 0, pairs = 0
+    /// The item-to-item model saved beside the factors (item_item.f32), when `[item_item] videos` > 0.
+    public var itemItem: ItemItemInfo?
     /// The two-tower model saved beside the factors (two_tower.f32), when `[two_tower] enabled`.
     public var twoTower: TwoTowerInfo?
     /// The ranking stage's learned ranker (`[rank] ranker = "learned"`), fitted on held-out interactions.
@@ -25,6 +27,14 @@ public struct MFModelInfo: Codable, Sendable, Equatable {
     public init() {}
 }
 
+/// The item-to-item model's record in model.json: its settings (as tuned), the head (model video rows, in the
+/// order of item_item.f32's rows and columns) and the absolute λ solved with.
+public struct ItemItemInfo: Codable, Sendable, Equatable {
+    public var settings: HomefeedConfig.ItemItem
+    public var head: [Int32]
+    public var lambda: Double
+}
+
 /// A trained model in memory: factors with the ids of their rows.
 public struct MFModel: Sendable {
     public var info: MFModelInfo
@@ -32,6 +42,7 @@ public struct MFModel: Sendable {
     public var videoIDs: [String]
     public var users: Matrix
     public var videos: Matrix
+    public var itemItem: ItemItemModel?
     public var twoTower: TwoTowerModel?
 }
 
@@ -44,6 +55,7 @@ public struct MFModel: Sendable {
 ///         videos.f32      MF video factors, same layout (the raw format of topk_reference.py)
 ///         user_ids.txt    one id per line, in row order
 ///         video_ids.txt
+///         item_item.f32   the item-to-item weights B, float32, head × head, row-major (head order in model.json)
 ///         two_tower.f32   the two-tower model's parameters, float32, in TwoTowerModel.parameters order
 ///
 /// A model is written into models/.tmp-NAME and renamed into place when complete, so a reader never sees half of
@@ -106,6 +118,7 @@ public struct ModelStore: Sendable {
         try write("videos.f32", model.videos.values)
         try writeFileSynced(tmp + "/user_ids.txt", Array(model.userIDs.joined(separator: "\n").utf8))
         try writeFileSynced(tmp + "/video_ids.txt", Array(model.videoIDs.joined(separator: "\n").utf8))
+        if let ii = model.itemItem { try write("item_item.f32", ii.weights) }
         if let tt = model.twoTower { try write("two_tower.f32", tt.parameters) }
         model.info.checksums = sums
         let enc = JSONEncoder()
@@ -153,6 +166,20 @@ public struct ModelStore: Sendable {
             values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
             return Matrix(rows: rows, cols: f, values: values)
         }
+        var itemItem: ItemItemModel?
+        if let ii = info.itemItem {
+            let n = ii.head.count
+            guard let d = FileManager.default.contents(atPath: base + "/item_item.f32"), d.count == n * n * 4 else {
+                throw HomefeedError("model \(name): missing item_item.f32, or not \(n) × \(n) float32 as model.json's head says")
+            }
+            guard ii.head.allSatisfy({ $0 >= 0 && Int($0) < info.videos }) else {
+                throw HomefeedError("model \(name): item_item head names a video row outside 0..<\(info.videos)")
+            }
+            try verify("item_item.f32", d)
+            var values = [Float](repeating: 0, count: n * n)
+            values.withUnsafeMutableBytes { _ = d.copyBytes(to: $0) }
+            itemItem = ItemItemModel(videos: ii.head, weights: values, lambda: Float(ii.lambda))
+        }
         var twoTower: TwoTowerModel?
         if let tt = info.twoTower {
             guard let d = FileManager.default.contents(atPath: base + "/two_tower.f32"), d.count % 4 == 0 else {
@@ -166,7 +193,7 @@ public struct ModelStore: Sendable {
         }
         return MFModel(info: info, userIDs: try ids("user_ids.txt", info.users), videoIDs: try ids("video_ids.txt", info.videos),
                        users: try matrix("users.f32", info.users), videos: try matrix("videos.f32", info.videos),
-                       twoTower: twoTower)
+                       itemItem: itemItem, twoTower: twoTower)
     }
 
     /// Deletes the oldest models beyond `keep`, never one in `protected` (used by a kept version). Returns them.

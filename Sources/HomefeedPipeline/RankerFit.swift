@@ -19,8 +19,8 @@ public struct RankerFitInfo: Codable, Sendable, Equatable {
     public var weights: [String: Double] = [:]
     /// Share of the interactions held out to label the candidates.
     public var heldOutShare = 0.0
-    /// What ranks: "learned" (the fitted combination), or "mf_z" / "two_tower" when one model's score alone ranked
-    /// the held-back users better.
+    /// What ranks: "learned" (the fitted combination), or "mf_ranking" / "two_tower" when one model's ranking alone
+    /// is not clearly beaten on the held-back users ("mf_z" in rankers fitted before the item-item model).
     public var chosen = "learned"
 }
 
@@ -73,18 +73,23 @@ enum RankerFit {
         var info = RankerFitInfo()
         info.users = examples.groups; info.candidates = examples.rows; info.positives = examples.positives
         info.ndcgRanker = probe.meanNDCG(heldPart.examples, k: 10)
-        info.ndcgMF = single(0).meanNDCG(heldPart.examples, k: 10)
+        let mfRanking = RankingFeatures.names.firstIndex(of: "mf_ranking")!
+        info.ndcgMF = single(mfRanking).meanNDCG(heldPart.examples, k: 10)
         info.ndcgTwoTower = single(2).meanNDCG(heldPart.examples, k: 10)
-        // 4. Model selection on the held-back users: the fitted combination only if it ranks them better than either
-        //    model's score alone, else that score alone (a ranker is only worth what it adds).
+        // 4. Model selection on the held-back users: the fitted combination only if it ranks them clearly better
+        //    than the better model's ranking alone — its mean per-user nDCG@10 gain larger than the gain's
+        //    standard error (a paired comparison: a difference within the noise of a few hundred users is not
+        //    a gain) — else that ranking alone (a ranker is only worth what it adds).
+        let mfBest = info.ndcgMF >= info.ndcgTwoTower
+        let bestSingle = single(mfBest ? mfRanking : 2)
+        let gain = PairedGain(probe.groupNDCG(heldPart.examples, k: 10), bestSingle.groupNDCG(heldPart.examples, k: 10))
         var ranker: LinearRanker
-        if info.ndcgRanker >= max(info.ndcgMF, info.ndcgTwoTower) {
+        if gain.mean > gain.standardError {
             ranker = LinearRanker.fit(examples.examples, names: RankingFeatures.names, config: RankerConfig()).0
             info.chosen = "learned"
         } else {
-            let mfBest = info.ndcgMF >= info.ndcgTwoTower
-            ranker = single(mfBest ? 0 : 2)
-            info.chosen = mfBest ? "mf_z" : "two_tower"
+            ranker = bestSingle
+            info.chosen = mfBest ? "mf_ranking" : "two_tower"
         }
         for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
         info.heldOutShare = heldShare
@@ -92,6 +97,20 @@ enum RankerFit {
             Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF alone \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
         }
         return Result(ranker: ranker, info: info, twoTower: heldShare <= 0.02 ? (ttModel, ttInfo) : nil)
+    }
+
+    /// Mean and standard error of the per-user differences a − b.
+    struct PairedGain {
+        var mean = 0.0, standardError = 0.0
+        init(_ a: [Double], _ b: [Double]) {
+            precondition(a.count == b.count, "PairedGain: \(a.count) vs \(b.count) users")
+            let n = Double(a.count)
+            guard n > 1 else { return }
+            let d = zip(a, b).map { $0 - $1 }
+            mean = d.reduce(0, +) / n
+            let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+            standardError = (variance / n).squareRoot()
+        }
     }
 
     /// A ranker that orders by feature `k` alone (for the report, and as the choice when it wins on held-back users).
@@ -149,7 +168,7 @@ enum RankerFit {
                         let c = block.candidates(k, user: ids[k], data: train)
                         Refresh.gather(c, data: train, history: history, popularity: popularity, scorers: scorers,
                                        perSource: config.refresh.candidatesPerSource, set: s.set)
-                        Refresh.features(c, data: train, scorers: scorers, set: s.set, into: &s.features)
+                        Refresh.features(c, data: train, scorers: scorers, set: s.set, into: &s.features, headScores: &s.headScores)
                         let truth = users[start + k].truth
                         let labels = (0..<s.set.count).map { i in binarySearch(truth, Int32(s.set.video(i))) ? Float(1) : 0 }
                         results[k] = (Array(s.features.prefix(s.set.count * RankingFeatures.count)), labels)

@@ -19,10 +19,11 @@ enum PopularityBlend {
 
 /// The learned ranker's inputs for one (user, candidate), in this order (the saved ranker records the names and
 /// the refresh checks them). Model scores are z-scored over the user's candidates (their scale differs per user);
-/// `src_*` is the candidate's normalized score from each source (0 when the source did not propose it).
+/// `src_*` is the candidate's normalized score from each source (0 when the source did not propose it);
+/// `mf_ranking` is the score MF ranking gives (`Refresh.rankByMF`: the MF score with its tuned weights).
 enum RankingFeatures {
     static let names = ["mf_z", "mf_known", "two_tower", "two_tower_z", "src_mf", "src_two_tower", "src_region",
-                        "src_language", "src_global", "src_fresh", "prior", "age", "same_language", "blend"]
+                        "src_language", "src_global", "src_fresh", "prior", "age", "same_language", "blend", "item_item_z", "mf_ranking"]
     static let count = names.count
 }
 
@@ -125,6 +126,8 @@ struct RankScratch {
     var features: [Float] = []
     var ranked: [RankedCandidate] = []
     var diversity = DiversityScratch()
+    /// The user's item-to-item score of every head video.
+    var headScores: [Float] = []
 }
 
 extension Refresh {
@@ -188,13 +191,13 @@ extension Refresh {
     /// The models' part of a block of users: MF factors and top K (users with MF signal), two-tower embeddings and
     /// top K (every user: the user tower needs only features).
     struct BlockRetrieval {
-        var mf: (factors: Matrix, top: TopKResults, hasSignal: [Bool])?
+        var mf: MFBlock?
         var twoTower: (embeddings: Matrix, top: TopKResults)?
         let scorers: Scorers
 
         func candidates(_ k: Int, user: Int32, data: Dataset) -> UserCandidates {
             var c = UserCandidates(user: Int(user), data: data)
-            if let mf = scorers.mf, let r = self.mf, r.hasSignal[k] { c.mf = (mf, r.factors, k, r.top) }
+            if let mf = scorers.mf, let r = self.mf, r.hasSignal[k] { c.mf = (mf, r, k) }
             if let tt = scorers.twoTower, let r = twoTower { c.twoTower = (tt, r.embeddings, k, r.top) }
             return c
         }
@@ -221,7 +224,7 @@ extension Refresh {
         var user: Int
         var country: CountryCode
         var language: Int32
-        var mf: (source: MFSource, factors: Matrix, row: Int, top: TopKResults)?
+        var mf: (source: MFSource, block: MFBlock, row: Int)?
         var twoTower: (source: TwoTowerSource, embeddings: Matrix, row: Int, top: TopKResults)?
 
         init(user: Int, data: Dataset) {
@@ -242,11 +245,12 @@ extension Refresh {
         let videos = data.videos
         // 1. MF candidates, scaled by the best score.
         if let mf = c.mf {
-            let k = mf.top.k, n = Int(mf.top.counts[mf.row])
-            let best = n > 0 ? mf.top.scores[mf.row * k] : 0
+            let top = mf.block.top
+            let k = top.k, n = Int(top.counts[mf.row])
+            let best = n > 0 ? top.scores[mf.row * k] : 0
             for j in 0..<n {
-                let v = mf.source.videoOfRow[Int(mf.top.ids[mf.row * k + j])]
-                set.add(UInt32(v), source: .mf, score: best > 0 ? max(0, mf.top.scores[mf.row * k + j] / best) : 0)
+                let v = mf.source.videoOfRow[Int(top.ids[mf.row * k + j])]
+                set.add(UInt32(v), source: .mf, score: best > 0 ? max(0, top.scores[mf.row * k + j] / best) : 0)
             }
         }
         // 2. Two-tower candidates, scaled by rank (cosines have no natural top).
@@ -294,7 +298,7 @@ extension Refresh {
             }
             switch scorers.mode {
             case .mf where c.mf != nil:
-                rankByMF(c.mf!, set: set, prior: scorers.prior, top: &s.top, blend: blend)
+                rankByMF(c.mf!, set: set, prior: scorers.prior, top: &s.top, headScores: &s.headScores, blend: blend)
             case .twoTower where c.twoTower != nil:
                 let tt = c.twoTower!
                 tt.source.videos.values.withUnsafeBufferPointer { y in
@@ -307,7 +311,7 @@ extension Refresh {
                     }
                 }
             case .learned where c.twoTower != nil && scorers.ranker != nil:
-                features(c, data: data, scorers: scorers, set: set, into: &s.features)
+                features(c, data: data, scorers: scorers, set: set, into: &s.features, headScores: &s.headScores)
                 let ranker = scorers.ranker!, dim = RankingFeatures.count
                 s.features.withUnsafeBufferPointer { f in
                     for i in 0..<set.count {
@@ -362,18 +366,21 @@ extension Refresh {
         pool.insert(contentsOf: promoted, at: max(0, min(depth, pool.count) - promoted.count))
     }
 
-    /// MF ranking: x_u·y_v, or with ranking weights (a, b) ≠ 0
-    ///     z(x_u·y_v) + a · z(log(1 + engagements of v)) + b · z(popularity blend)
-    /// (z-scores over the user's candidates the model knows); a candidate the model does not know (a video newer
-    /// than the model) ranks below every known one, in popularity-blend order.
-    static func rankByMF(_ mf: (source: MFSource, factors: Matrix, row: Int, top: TopKResults), set: CandidateSet,
-                         prior: [Float], top: inout TopK, blend: (Int) -> Float) {
+    /// MF ranking: x_u·y_v, or with ranking weights (a, b, c) ≠ 0
+    ///     z(x_u·y_v) + a · z(log(1 + engagements of v)) + b · z(popularity blend) + c · z(item-item score of v)
+    /// (z-scores over the user's candidates the model knows; the item-item score is 0 outside the model's head); a
+    /// candidate the model does not know (a video newer than the model) ranks below every known one, in
+    /// popularity-blend order.
+    static func rankByMF(_ mf: (source: MFSource, block: MFBlock, row: Int), set: CandidateSet,
+                         prior: [Float], top: inout TopK, headScores: inout [Float], blend: (Int) -> Float) {
+        let a = mf.source.popularityWeight, b = mf.source.trendingWeight, c = mf.source.itemItemWeight
+        if c != 0 { mf.source.itemItemScores(mf.block, row: mf.row, into: &headScores) }
+        let head = headScores
         mf.source.withFactors { y, f, rowOfVideo in
-            mf.factors.values.withUnsafeBufferPointer { x in
+            mf.block.factors.values.withUnsafeBufferPointer { x in
                 let xu = x.baseAddress! + mf.row * f
-                let a = mf.source.popularityWeight, b = mf.source.trendingWeight
                 var lowest = Float.greatestFiniteMagnitude
-                if a == 0 && b == 0 {
+                if a == 0 && b == 0 && c == 0 {
                     for i in 0..<set.count {
                         let r = Int(rowOfVideo[Int(set.video(i))])
                         guard r >= 0 else { continue }
@@ -382,19 +389,23 @@ extension Refresh {
                         top.offer(score: s, video: set.video(i), candidate: Int32(i))
                     }
                 } else {
-                    var moments = (Moments(), Moments(), Moments())   // MF score, prior, blend
-                    var features = [Float](repeating: 0, count: 3 * set.count)
+                    var moments = (Moments(), Moments(), Moments(), Moments())   // MF score, prior, blend, item-item
+                    var features = [Float](repeating: 0, count: 4 * set.count)
+                    let position = mf.source.headPosition
                     for i in 0..<set.count {
                         let v = Int(set.video(i))
                         let r = Int(rowOfVideo[v])
-                        guard r >= 0 else { features[3 * i] = .nan; continue }
-                        let (s, p, q) = (Kernels.dot(xu, y + r * f, f), prior[v], blend(i))
-                        features[3 * i] = s; features[3 * i + 1] = p; features[3 * i + 2] = q
-                        moments.0.add(s); moments.1.add(p); moments.2.add(q)
+                        guard r >= 0 else { features[4 * i] = .nan; continue }
+                        let h = c != 0 ? Int(position[r]) : -1
+                        let (s, p, q, w) = (Kernels.dot(xu, y + r * f, f), prior[v], blend(i), h >= 0 ? head[h] : 0)
+                        features[4 * i] = s; features[4 * i + 1] = p; features[4 * i + 2] = q; features[4 * i + 3] = w
+                        moments.0.add(s); moments.1.add(p); moments.2.add(q); moments.3.add(w)
                     }
                     let z0 = moments.0.standardizer(), z1 = moments.1.standardizer(), z2 = moments.2.standardizer()
-                    for i in 0..<set.count where !features[3 * i].isNaN {
-                        let s = z0(features[3 * i]) + a * z1(features[3 * i + 1]) + b * z2(features[3 * i + 2])
+                    let z3 = moments.3.standardizer()
+                    for i in 0..<set.count where !features[4 * i].isNaN {
+                        let s = z0(features[4 * i]) + a * z1(features[4 * i + 1]) + b * z2(features[4 * i + 2])
+                            + c * z3(features[4 * i + 3])
                         lowest = min(lowest, s)
                         top.offer(score: s, video: set.video(i), candidate: Int32(i))
                     }
@@ -409,13 +420,16 @@ extension Refresh {
     }
 
     /// The ranking features (RankingFeatures.names) of every candidate in `set`, row-major into `out`.
-    static func features(_ c: UserCandidates, data: Dataset, scorers: Scorers, set: CandidateSet, into out: inout [Float]) {
+    static func features(_ c: UserCandidates, data: Dataset, scorers: Scorers, set: CandidateSet, into out: inout [Float],
+                         headScores: inout [Float]) {
         let dim = RankingFeatures.count, n = set.count
         if out.count < n * dim { out = [Float](repeating: 0, count: n * dim) }
         let userLanguage = c.language
-        var mfMoments = Moments(), ttMoments = Moments()
+        var mfMoments = Moments(), ttMoments = Moments(), iiMoments = Moments(), priorMoments = Moments(), blendMoments = Moments()
+        if let mf = c.mf { mf.source.itemItemScores(mf.block, row: mf.row, into: &headScores) } else { headScores.removeAll() }
+        let head = headScores, position = c.mf?.source.headPosition ?? []
         // Arrays and raw pointers taken once: this runs for every candidate of every user.
-        let mfRows = c.mf?.source.rowOfVideo ?? [], mfX = c.mf?.factors.values ?? [], mfY = c.mf?.source.model.videos.values ?? []
+        let mfRows = c.mf?.source.rowOfVideo ?? [], mfX = c.mf?.block.factors.values ?? [], mfY = c.mf?.source.model.videos.values ?? []
         let ttX = c.twoTower?.embeddings.values ?? [], ttY = c.twoTower?.source.videos.values ?? []
         let fdim = c.mf?.source.factors ?? 0, d = c.twoTower?.source.dim ?? 0
         let xu = (c.mf?.row ?? 0) * fdim, eu = (c.twoTower?.row ?? 0) * d
@@ -430,11 +444,13 @@ extension Refresh {
                 for i in 0..<n {
                     let f = o.baseAddress! + i * dim
                     let v = Int(set.video(i))
-                    f[0] = 0; f[1] = 0; f[2] = 0
+                    f[0] = 0; f[1] = 0; f[2] = 0; f[14] = 0
                     if fdim > 0, rowOfVideo[v] >= 0 {
-                        let s = Kernels.dot(x.baseAddress! + xu, y.baseAddress! + Int(rowOfVideo[v]) * fdim, fdim)
+                        let r = Int(rowOfVideo[v])
+                        let s = Kernels.dot(x.baseAddress! + xu, y.baseAddress! + r * fdim, fdim)
                         f[0] = s; f[1] = 1
                         mfMoments.add(s)
+                        if !head.isEmpty { let h = Int(position[r]); f[14] = h >= 0 ? head[h] : 0; iiMoments.add(f[14]) }
                     }
                     if d > 0 {
                         let s = Kernels.dot(ex.baseAddress! + eu, ey.baseAddress! + v * d, d)
@@ -447,15 +463,27 @@ extension Refresh {
                     let same = videoLanguage[v] == userLanguage
                     f[12] = same ? 1 : 0
                     f[13] = PopularityBlend.score(set, i, sameLanguage: same)
+                    if f[1] > 0 { priorMoments.add(f[10]); blendMoments.add(f[13]) }
                 }
             } } } } }
             // 2. z-scores of the model scores over this user's candidates.
-            let zmf = mfMoments.standardizer(), ztt = ttMoments.standardizer()
+            let zmf = mfMoments.standardizer(), ztt = ttMoments.standardizer(), zii = iiMoments.standardizer()
+            let zprior = priorMoments.standardizer(), zblend = blendMoments.standardizer()
+            let a = c.mf?.source.popularityWeight ?? 0, b = c.mf?.source.trendingWeight ?? 0, w = c.mf?.source.itemItemWeight ?? 0
+            var lowest = Float.greatestFiniteMagnitude
             for i in 0..<n {
                 let f = o.baseAddress! + i * dim
                 f[0] = f[1] > 0 ? zmf(f[0]) : 0
                 f[3] = ztt(f[2])
+                f[14] = f[1] > 0 && !head.isEmpty ? zii(f[14]) : 0
+                // 3. The MF ranking's score (as rankByMF: unknown videos below every known one, in blend order).
+                if f[1] > 0 {
+                    f[15] = f[0] + a * zprior(f[10]) + b * zblend(f[13]) + w * f[14]
+                    lowest = min(lowest, f[15])
+                }
             }
+            let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
+            for i in 0..<n where o[i * dim + 1] == 0 { o[i * dim + 15] = floor + o[i * dim + 13] / 2 }
         }
     }
 }

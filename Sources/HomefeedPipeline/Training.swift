@@ -14,6 +14,9 @@ public struct TuningReport: Codable, Sendable, Equatable {
         public var recentBoost: Double
         public var popularityWeight: Double
         public var trendingWeight: Double
+        /// `[item_item]` regularization and weight (nil in reports from before the item-item model).
+        public var itemItemRegularization: Double?
+        public var itemItemWeight: Double?
         /// nDCG@10 on the validation split.
         public var ndcg: Double
     }
@@ -77,6 +80,7 @@ public enum Train {
         var model = try fitMF(data, history: history, config: config, asOf: asOf, tune: tune, previous: previous, quiet: quiet)
         var c = config
         c.mf = model.info.mf   // as tuned
+        if let ii = model.info.itemItem { c.itemItem = ii.settings }
         // 2. The learned ranker over both models' scores, fitted on interactions held out from fold models; on
         //    large data the fold's two-tower model is the final one (RankerFit.Result).
         var fold: (model: TwoTowerModel, info: TwoTowerInfo)?
@@ -103,12 +107,14 @@ public enum Train {
     /// Fits MF on `data` (every user, every video). `tune`: "on" searches the grid on a validation split
     /// carved from `data`; "auto" does so when the data has at most `tune_max_pairs` pairs and otherwise reuses the
     /// settings `previous` was tuned to; "off" uses `config.mf` as is.
+    /// With `itemItem` the item-to-item model is fitted too (`[item_item]`, as tuned); tuning attaches its own.
     static func fitMF(_ data: Dataset, history: UserHistory, config: HomefeedConfig, asOf: Int64, tune: String,
-                      previous: MFModelInfo?, quiet: Bool) throws -> MFModel {
+                      previous: MFModelInfo?, itemItem: Bool = true, quiet: Bool) throws -> MFModel {
         guard ["on", "off", "auto"].contains(tune) else { throw HomefeedError("tune must be on, off or auto (got '\(tune)')") }
         var info = MFModelInfo()
         info.asOf = asOf
         var mf = config.mf
+        var ii = config.itemItem
         let allUsers = (0..<Int32(data.users.count))
         let rowsStart = TimeFormat.monotonic()
         var rows = ConfidenceBuilder(config).rows(users: allUsers, data: data, history: history,
@@ -119,13 +125,14 @@ public enum Train {
             let t0 = TimeFormat.monotonic()
             var report = try Tuning.search(data, config: config, quiet: quiet)
             report.seconds = TimeFormat.monotonic() - t0
-            if let c = report.chosen { Tuning.apply(c, to: &mf) }
+            if let c = report.chosen { Tuning.apply(c, to: &mf, &ii) }
             info.tuning = report
             info.stages.append(.init(name: "tune", seconds: report.seconds))
         } else if tune == "auto", let p = previous, p.tuning != nil {
             mf.factors = p.mf.factors; mf.regularization = p.mf.regularization
             mf.alpha = p.mf.alpha; mf.recentBoost = p.mf.recentBoost
             mf.popularityWeight = p.mf.popularityWeight; mf.trendingWeight = p.mf.trendingWeight
+            if let p = p.itemItem?.settings { ii.regularization = p.regularization; ii.weight = p.weight }
             if !quiet { Log.info("train: \(rows.nnz) pairs > mf.tune_max_pairs \(mf.tuneMaxPairs): reusing the settings model \(p.name) was tuned to") }
         }
         info.mf = mf
@@ -138,8 +145,24 @@ public enum Train {
         let fitted = ALS.fit(rows, config: alsConfig(mf))
         info.stages.append(.init(name: "fit", seconds: TimeFormat.monotonic() - t0))
         info.users = rows.rows; info.videos = rows.cols; info.pairs = rows.nnz
+        // 3. The item-to-item model on the same rows (their positive entries).
+        var itemItemModel: ItemItemModel?
+        if itemItem {
+            let t1 = TimeFormat.monotonic()
+            itemItemModel = fitItemItem(rows, ii, threads: effectiveThreads(mf.threads))
+            if let m = itemItemModel {
+                info.itemItem = ItemItemInfo(settings: ii, head: m.videos, lambda: Double(m.lambda))
+                info.stages.append(.init(name: "item-item", seconds: TimeFormat.monotonic() - t1))
+            }
+        }
         return MFModel(info: info, userIDs: (0..<data.users.count).map { data.users.ids[$0] },
-                       videoIDs: (0..<data.videos.count).map { data.videos.ids[$0] }, users: fitted.users, videos: fitted.videos)
+                       videoIDs: (0..<data.videos.count).map { data.videos.ids[$0] }, users: fitted.users, videos: fitted.videos,
+                       itemItem: itemItemModel)
+    }
+
+    static func fitItemItem(_ rows: SparseRows, _ settings: HomefeedConfig.ItemItem, threads: Int) -> ItemItemModel? {
+        guard settings.videos > 0 else { return nil }
+        return ItemItemModel.fit(rows, maxVideos: settings.videos, relativeLambda: settings.regularization, threads: threads)
     }
 
     public static func alsConfig(_ mf: HomefeedConfig.MF) -> ALSConfig {
@@ -158,7 +181,9 @@ public enum Train {
 /// validation_fraction of each user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos
 /// unseen in the rest). Grid, in three passes, each at the best point so far:
 /// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}, stepping past an edge the best point
-/// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then the ranking's popularity_weight ×
+/// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then `[item_item]` regularization
+/// {4, 8, 16} × weight {0.5, 1, 2, 4} (weight 0 until then: MF alone; each item-item model fitted once per
+/// fold); then the ranking's popularity_weight ×
 /// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
 /// come from `[mf]`.
 /// Ties keep the earlier setting.
@@ -168,12 +193,15 @@ public enum Tuning {
     public static let alphaGrid = [1.0, 2.0, 5.0]
     public static let rankingWeightGrid = [0.0, 0.25, 0.5, 1.0]
     public static let recentBoostGrid = [2.0, 8.0, 32.0]
+    public static let itemItemRegularizationGrid = [4.0, 8.0, 16.0]
+    public static let itemItemWeightGrid = [0.5, 1.0, 2.0, 4.0]
     /// Steps past a grid edge, per parameter (regularization, factors, alpha).
     static let edgeSteps = 3
 
-    static func apply(_ p: TuningReport.Point, to mf: inout HomefeedConfig.MF) {
+    static func apply(_ p: TuningReport.Point, to mf: inout HomefeedConfig.MF, _ ii: inout HomefeedConfig.ItemItem) {
         mf.factors = p.factors; mf.regularization = p.regularization; mf.alpha = p.alpha
         mf.recentBoost = p.recentBoost; mf.popularityWeight = p.popularityWeight; mf.trendingWeight = p.trendingWeight
+        ii.regularization = p.itemItemRegularization ?? ii.regularization; ii.weight = p.itemItemWeight ?? 0
     }
 
     public static func search(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> TuningReport {
@@ -190,8 +218,12 @@ public enum Tuning {
         let seeds: [UInt64] = mf.tuneSplit == "time" ? [seed] : [seed, seed &+ 1]
         // Each fold's ranking state (popularity, per-video priors, fresh uploads, title keys) is built once; only its
         // MF source changes from one setting to the next.
-        struct Fold { var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64; var scorers: Scorers }
-        let folds = try seeds.map { s -> Fold in
+        struct Fold {
+            var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64; var scorers: Scorers
+            /// Item-to-item models by regularization, fitted once each (they do not depend on the MF settings).
+            var itemItem: [Double: ItemItemModel] = [:]
+        }
+        var folds = try seeds.map { s -> Fold in
             let split = mf.tuneSplit == "time"
                 ? try Holdout.timeSplit(data, testFraction: mf.validationFraction, options: options)
                 : try Holdout.randomSplit(data, testFraction: mf.validationFraction, seed: s, options: options)
@@ -206,7 +238,8 @@ public enum Tuning {
         let threads = effectiveThreads(mf.threads)
         let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
         let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
-        let total = (grid + 3 * edgeSteps + weights + recentBoostGrid.count) * folds.count
+        let itemItemPoints = config.itemItem.videos > 0 ? itemItemRegularizationGrid.count * itemItemWeightGrid.count : 0
+        let total = (grid + 3 * edgeSteps + itemItemPoints + weights + recentBoostGrid.count) * folds.count
         let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
 
         // 2. Score one setting: mean over folds of the nDCG@10 of the validation users' ranked lists (the fitted
@@ -214,7 +247,7 @@ public enum Tuning {
         var fitted: (point: TuningReport.Point, models: [MFModel])?
         func score(_ p: TuningReport.Point) throws -> Double {
             var c = config
-            apply(p, to: &c.mf)
+            apply(p, to: &c.mf, &c.itemItem)
             var models: [MFModel]
             if let f = fitted, f.point.factors == p.factors, f.point.regularization == p.regularization,
                f.point.alpha == p.alpha, f.point.recentBoost == p.recentBoost {
@@ -222,9 +255,25 @@ public enum Tuning {
                 for k in models.indices { models[k].info.mf = c.mf }
             } else {
                 models = try folds.map { fold in
-                    try Train.fitMF(fold.split.train, history: fold.history, config: c, asOf: fold.asOf, tune: "off", previous: nil, quiet: true)
+                    try Train.fitMF(fold.split.train, history: fold.history, config: c, asOf: fold.asOf, tune: "off",
+                                    previous: nil, itemItem: false, quiet: true)
                 }
                 fitted = (p, models)
+            }
+            // The item-to-item model of this regularization, fitted once per fold.
+            for k in models.indices {
+                models[k].itemItem = nil; models[k].info.itemItem = nil
+                guard let rho = p.itemItemRegularization, c.itemItem.weight > 0 else { continue }
+                if folds[k].itemItem[rho] == nil {
+                    let rows = ConfidenceBuilder(config).rows(users: 0..<Int32(folds[k].split.train.users.count),
+                                                              data: folds[k].split.train, history: folds[k].history,
+                                                              columns: folds[k].split.train.videos.count, column: { $0 })
+                    folds[k].itemItem[rho] = Train.fitItemItem(rows, c.itemItem, threads: threads)
+                }
+                if let m = folds[k].itemItem[rho] {
+                    models[k].itemItem = m
+                    models[k].info.itemItem = ItemItemInfo(settings: c.itemItem, head: m.videos, lambda: Double(m.lambda))
+                }
             }
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
@@ -272,6 +321,12 @@ public enum Tuning {
         try extend({ $0.alpha >= alphaGrid.last! }) { $0.alpha *= 2; return true }
         progress.add((3 * edgeSteps - stepsTaken) * folds.count)   // the steps not taken count as done
         var base = best!
+        if itemItemPoints > 0 {
+            for r in itemItemRegularizationGrid { for w in itemItemWeightGrid {
+                var p = base; p.itemItemRegularization = r; p.itemItemWeight = w; try consider(p)
+            } }
+            base = best!
+        }
         for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
             var p = base; p.popularityWeight = w; p.trendingWeight = t; try consider(p)
         } }

@@ -160,10 +160,13 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
     }
 
     /// Fold-in: a user the model never saw (u9 had no history at training) gets an MF-ranked list from the
-    /// interaction of the last hour, without retraining; the video they watched is not recommended back.
+    /// interaction of the last hour, without retraining; the video they watched is not recommended back. MF alone
+    /// (no item-to-item model): the expected first video is MF's.
     @Test func foldInCountsTheLatestInteractions() throws {
         let dir = TempDir(); defer { dir.remove() }
-        try trainFixture(dir: dir)
+        var config = HomefeedConfig()
+        config.itemItem.videos = 0
+        try trainFixture(dir: dir, config: config)
         var later = StandardFixture.make()
         later.watch("u9", "v0", at: StandardFixture.t0 - 60)
         try later.write(to: dir.sub("data"))

@@ -160,13 +160,23 @@ func smallModels() -> HomefeedConfig {
             guard let cm = c.mf, let ct = c.twoTower else { continue }
             Refresh.gather(c, data: data, history: history, popularity: popularity, scorers: scorers,
                            perSource: config.refresh.candidatesPerSource, set: scratch.set)
-            Refresh.features(c, data: data, scorers: scorers, set: scratch.set, into: &scratch.features)
+            Refresh.features(c, data: data, scorers: scorers, set: scratch.set, into: &scratch.features,
+                             headScores: &scratch.headScores)
             let n = scratch.set.count, dim = RankingFeatures.count
-            var mfScores: [Double] = []
+            // The item-to-item score from the model's weights: Σ over the user's engaged head videos.
+            let ii = try #require(mf.itemItem)
+            let engaged = (cm.block.rows.offsets[k]..<cm.block.rows.offsets[k + 1])
+                .filter { cm.block.rows.values[$0] > 0 }.map { Int(mf.headPosition[Int(cm.block.rows.columns[$0])]) }
+                .filter { $0 >= 0 }
+            var mfScores: [Double] = [], iiScores: [Double] = []
             for i in 0..<n where mf.rowOfVideo[Int(scratch.set.video(i))] >= 0 {
                 let r = Int(mf.rowOfVideo[Int(scratch.set.video(i))])
-                mfScores.append((0..<mf.factors).reduce(0.0) { $0 + Double(cm.factors[k, $1]) * Double(mf.model.videos[r, $1]) })
+                mfScores.append((0..<mf.factors).reduce(0.0) { $0 + Double(cm.block.factors[k, $1]) * Double(mf.model.videos[r, $1]) })
+                let h = Int(mf.headPosition[r])
+                iiScores.append(h < 0 ? 0 : engaged.reduce(0.0) { $0 + Double(ii.weights[$1 * ii.count + h]) })
             }
+            let iiMean = iiScores.reduce(0, +) / Double(max(1, iiScores.count))
+            let iiSD = (iiScores.map { ($0 - iiMean) * ($0 - iiMean) }.reduce(0, +) / Double(max(1, iiScores.count))).squareRoot()
             let mean = mfScores.reduce(0, +) / Double(mfScores.count)
             let sd = (mfScores.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(mfScores.count)).squareRoot()
             var j = 0
@@ -178,6 +188,8 @@ func smallModels() -> HomefeedConfig {
                 if mf.rowOfVideo[v] >= 0 {
                     let z = sd > 1e-9 ? (mfScores[j] - mean) / sd : 0   // a user whose only MF signal is a dislike: x_u = 0
                     #expect(f[1] == 1 && abs(Double(f[0]) - z) < 1e-3, "MF z-score of candidate \(i): \(f[0]) vs \(z)")
+                    let zii = iiSD > 1e-9 ? (iiScores[j] - iiMean) / iiSD : 0
+                    #expect(abs(Double(f[14]) - zii) < 1e-3, "item-item z-score of candidate \(i): \(f[14]) vs \(zii)")
                     j += 1
                 } else {
                     #expect(f[1] == 0 && f[0] == 0)
@@ -185,6 +197,16 @@ func smallModels() -> HomefeedConfig {
                 #expect(f[5] == scratch.set.score(i, .twoTower) && f[6] == scratch.set.score(i, .popularRegion))
                 #expect(f[10] == scorers.prior[v] && f[11] == scorers.age[v])
             }
+            // mf_ranking is the MF ranking's own score: ordering by it gives rankByMF's order.
+            var top = TopK(k: 50)
+            Refresh.rankByMF(cm, set: scratch.set, prior: scorers.prior, top: &top, headScores: &scratch.headScores,
+                             blend: { _ in 0 })
+            let byFeature = (0..<n).sorted {
+                let (a, b) = (scratch.features[$0 * dim + 15], scratch.features[$1 * dim + 15])
+                return a != b ? a > b : scratch.set.video($0) < scratch.set.video($1)
+            }
+            let known = byFeature.filter { mf.rowOfVideo[Int(scratch.set.video($0))] >= 0 }.prefix(20).map { scratch.set.video($0) }
+            #expect(top.sorted().prefix(known.count).map(\.video) == Array(known))
             checked += 1
         }
         #expect(checked >= 10)
