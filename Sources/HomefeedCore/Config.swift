@@ -83,7 +83,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
     /// `train` with MF and tuned with it.
     public struct ItemItem: Sendable, Equatable, Codable {
         /// The head: at most this many of the most engaged videos (a dense videos² solve; 0 = no item-item model).
-        public var videos = 4096
+        public var videos = 2048
         /// λ as a multiple of the head videos' mean engagement count.
         public var regularization = 8.0
         /// MF ranking: + weight · z(item-item score), z-scored over the user's candidates (0 = not used).
@@ -133,6 +133,10 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// for at most ranker_users users.
         public var rankerValidationFraction = 0.1
         public var rankerUsers = 20_000
+        /// The learned ranker re-scores the best ranker_pool candidates by the MF ranking and the best ranker_pool by
+        /// the two-tower score (the candidates that compete for the top; the rest follow in ranker order); it is
+        /// fitted on the same pool. 0 = every candidate.
+        public var rankerPool = 100
         /// Fresh uploads: videos published within fresh_hours of --now join the candidates (fresh_candidates at most).
         public var freshHours = 72.0
         public var freshCandidates = 200
@@ -209,7 +213,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.training_history", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
         "two_tower.patience", "two_tower.validation_fraction", "two_tower.max_examples", "two_tower.seed", "two_tower.threads",
-        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
+        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.ranker_pool", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
         "rank.two_tower_candidates", "rank.max_per_channel", "rank.max_channel_run", "rank.drop_near_duplicates",
         "rank.segment_min_users",
         "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
@@ -288,6 +292,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         file.string("rank.ranker", &rank.ranker)
         try file.double("rank.ranker_validation_fraction", &rank.rankerValidationFraction)
         try file.int("rank.ranker_users", &rank.rankerUsers)
+        try file.int("rank.ranker_pool", &rank.rankerPool)
         try file.double("rank.fresh_hours", &rank.freshHours)
         try file.int("rank.fresh_candidates", &rank.freshCandidates)
         try file.int("rank.fresh_slots", &rank.freshSlots)
@@ -396,9 +401,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(["learned", "mf"].contains(rank.ranker), "rank.ranker must be learned or mf (got '\(rank.ranker)')")
         try check(rank.rankerValidationFraction > 0 && rank.rankerValidationFraction < 1, "rank.ranker_validation_fraction must be in (0, 1)")
         try check(rank.freshSlots <= rank.freshSlotDepth, "rank.fresh_slots must be ≤ fresh_slot_depth")
-        try check([rank.rankerUsers, rank.freshCandidates, rank.freshSlots, rank.freshSlotDepth, rank.twoTowerCandidates, rank.maxPerChannel, rank.maxChannelRun,
+        try check([rank.rankerUsers, rank.rankerPool, rank.freshCandidates, rank.freshSlots, rank.freshSlotDepth, rank.twoTowerCandidates, rank.maxPerChannel, rank.maxChannelRun,
                    rank.segmentMinUsers].allSatisfy { $0 >= 0 } && rank.freshHours >= 0,
-                  "rank.ranker_users, fresh_*, two_tower_candidates, max_*, segment_min_users must be ≥ 0")
+                  "rank.ranker_users, ranker_pool, fresh_*, two_tower_candidates, max_*, segment_min_users must be ≥ 0")
         try check(store.keepVersions >= 1, "store.keep_versions must be ≥ 1")
         try check((0.0...1.0).contains(store.guardMaxDrop), "store.guard_max_drop must be in [0, 1]")
         try check((0...1024).contains(lookupd.threads), "lookupd.threads (--threads) must be in 0...1024 (0 = all cores)")

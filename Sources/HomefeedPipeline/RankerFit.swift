@@ -148,8 +148,8 @@ enum RankerFit {
         }
     }
 
-    /// Gathers each user's candidates and features through the refresh's own code; groups without a positive
-    /// among the candidates are dropped (they carry no signal for a listwise loss).
+    /// Gathers each user's candidates and features through the refresh's own code, keeping the ranker's pool
+    /// (`Refresh.rankerPool`); groups without a positive among them are dropped (they carry no signal for a listwise loss).
     static func collect(_ users: [TestUser], train: Dataset, history: UserHistory, popularity: Popularity, scorers: Scorers,
                         config: HomefeedConfig, threads: Int, quiet: Bool) -> Collected {
         var out = Collected()
@@ -169,9 +169,14 @@ enum RankerFit {
                         Refresh.gather(c, data: train, history: history, popularity: popularity, scorers: scorers,
                                        perSource: config.refresh.candidatesPerSource, set: s.set)
                         Refresh.features(c, data: train, scorers: scorers, set: s.set, into: &s.features, headScores: &s.headScores)
-                        let truth = users[start + k].truth
-                        let labels = (0..<s.set.count).map { i in binarySearch(truth, Int32(s.set.video(i))) ? Float(1) : 0 }
-                        results[k] = (Array(s.features.prefix(s.set.count * RankingFeatures.count)), labels)
+                        let truth = users[start + k].truth, d = RankingFeatures.count
+                        Refresh.rankerPool(s.features, count: s.set.count, pool: scorers.rankerPool, into: &s.pool, scratch: &s.select)
+                        var features: [Float] = [], labels: [Float] = []
+                        for i in 0..<s.set.count where s.pool[i] {
+                            features.append(contentsOf: s.features[(i * d)..<((i + 1) * d)])
+                            labels.append(binarySearch(truth, Int32(s.set.video(i))) ? 1 : 0)
+                        }
+                        results[k] = (features, labels)
                     }
                 }
             }

@@ -57,6 +57,8 @@ struct Scorers: Sendable {
     let asOf: Int64
     let freshSlots: Int
     let freshSlotDepth: Int
+    /// `[rank] ranker_pool`: how many of the best by each model the learned ranker re-scores (0 = all).
+    let rankerPool: Int
 
     init(data: Dataset, asOf: Int64, config: HomefeedConfig, mf: MFSource?, twoTower: TwoTowerSource?,
          ranker: LinearRanker?, mode: Mode? = nil) {
@@ -91,6 +93,7 @@ struct Scorers: Sendable {
         self.asOf = asOf
         freshSlots = config.rank.freshSlots
         freshSlotDepth = config.rank.freshSlotDepth
+        rankerPool = config.rank.rankerPool
         let published = videos.publishedAt
         var recent: [Int] = (0..<videos.count).filter { (v: Int) -> Bool in published[v] >= since && published[v] <= asOf }
         recent.sort { (a: Int, b: Int) -> Bool in published[a] != published[b] ? published[a] > published[b] : a < b }
@@ -128,6 +131,9 @@ struct RankScratch {
     var diversity = DiversityScratch()
     /// The user's item-to-item score of every head video.
     var headScores: [Float] = []
+    /// The learned ranker's pool (`Refresh.rankerPool`) and its selection scratch.
+    var pool: [Bool] = []
+    var select: [Float] = []
 }
 
 extension Refresh {
@@ -313,9 +319,10 @@ extension Refresh {
             case .learned where c.twoTower != nil && scorers.ranker != nil:
                 features(c, data: data, scorers: scorers, set: set, into: &s.features, headScores: &s.headScores)
                 let ranker = scorers.ranker!, dim = RankingFeatures.count
+                rankerPool(s.features, count: set.count, pool: scorers.rankerPool, into: &s.pool, scratch: &s.select)
                 s.features.withUnsafeBufferPointer { f in
                     for i in 0..<set.count {
-                        let score = ranker.score(f.baseAddress! + i * dim)
+                        let score = ranker.score(f.baseAddress! + i * dim) - (s.pool[i] ? 0 : 1e4)
                         s.top.offer(score: score, video: set.video(i), candidate: Int32(i))
                     }
                 }
@@ -342,6 +349,40 @@ extension Refresh {
         if c.user >= 0 { list.seenFilter = SeenFilter.build(history.seen(of: c.user)) }
         for e in kept { list.videos.append(e.video); list.scores.append(e.score); list.sources.append(e.source) }
         return list
+    }
+
+    /// The candidates the learned ranker re-scores: the best `pool` by the MF ranking (feature `mf_ranking`) and the
+    /// best `pool` by the two-tower score — those that compete for the top of the list. Fitting and scoring the
+    /// ranker on them keeps its listwise loss on the order that decides the first entries, not on telling apart
+    /// hundreds of candidates no list shows. Ties at the cut are all in; every candidate when `pool` is 0 or ≥ n.
+    static func rankerPool(_ features: [Float], count n: Int, pool: Int, into mask: inout [Bool], scratch: inout [Float]) {
+        mask.removeAll(keepingCapacity: true)
+        guard pool > 0 && pool < n else { mask.append(contentsOf: repeatElement(true, count: n)); return }
+        mask.append(contentsOf: repeatElement(false, count: n))
+        let dim = RankingFeatures.count
+        for feature in [15, 2] {   // mf_ranking, two_tower
+            scratch.removeAll(keepingCapacity: true)
+            for i in 0..<n { scratch.append(features[i * dim + feature]) }
+            let cut = kthLargest(&scratch, pool)
+            for i in 0..<n where features[i * dim + feature] >= cut { mask[i] = true }
+        }
+    }
+
+    /// The k-th largest value of `v` (1-based; v is reordered): quickselect, average O(n).
+    static func kthLargest(_ v: inout [Float], _ k: Int) -> Float {
+        precondition(k >= 1 && k <= v.count, "kthLargest: k = \(k) of \(v.count)")
+        var lo = 0, hi = v.count - 1, target = k - 1
+        while lo < hi {
+            let pivot = v[(lo + hi) / 2]
+            var i = lo, j = hi
+            while i <= j {
+                while v[i] > pivot { i += 1 }
+                while v[j] < pivot { j -= 1 }
+                if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if target <= j { hi = j } else if target >= i { lo = i } else { break }
+        }
+        return v[target]
     }
 
     /// Exploration for fresh uploads, on the best-first pool (3 × list size) before the diversity re-rank (whose caps
