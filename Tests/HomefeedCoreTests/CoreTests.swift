@@ -83,6 +83,9 @@ import Testing
         let c = try HomefeedConfig(file: f)
         #expect(c.refresh.listSize == 50)
         #expect(c.lookupd.listen == "0.0.0.0:9")
+        let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\n[rank]\nranker_pool = 7\n"))
+        #expect(ii.itemItem == { var i = HomefeedConfig.ItemItem(); i.videos = 100; i.regularization = 3.5; i.weight = 0; return i }())
+        #expect(ii.rank.rankerPool == 7)
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_sise = 5\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = abc\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = 0\n")) }
@@ -105,6 +108,10 @@ import Testing
         ("[mf]\ntune = \"auto\"\ntune_split = \"x\"\n", "mf.tune_split must be time or random (got 'x') (c.toml:3: mf.tune_split = x)"),
         ("[mf]\nlike_weight = -1\n", "mf.like_weight must be ≥ 0 (c.toml:2: mf.like_weight = -1)"),
         ("[mf]\ntune_max_pairs = -5\n", "mf.tune_max_pairs must be ≥ 0 (c.toml:2: mf.tune_max_pairs = -5)"),
+        ("[item_item]\nvideos = 20000\n", "item_item.videos must be in 0...16384 (a dense videos² model) (c.toml:2: item_item.videos = 20000)"),
+        ("[item_item]\nregularization = 0\n", "item_item.regularization must be > 0 (c.toml:2: item_item.regularization = 0)"),
+        ("[item_item]\nweight = -1\n", "item_item.weight must be ≥ 0 (c.toml:2: item_item.weight = -1)"),
+        ("[rank]\nranker_pool = -1\n", "(c.toml:2: rank.ranker_pool = -1)"),
     ])
     func outOfRangeValuesNameTheirLine(_ text: String, _ expected: String) throws {
         do {

@@ -109,6 +109,29 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
         lock.release()
     }
 
+    /// The item-to-item model is saved beside the factors and read back equal; a damaged or truncated file is refused.
+    @Test func savesAndLoadsTheItemItemModel() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        let models = ModelStore(store: VersionedStore(root: dir.sub("store")))
+        var m = model(users: 2, videos: 4, f: 2)
+        let ii = ItemItemModel(videos: [3, 1], weights: [0, 0.5, -0.25, 0], lambda: 2)
+        m.itemItem = ii
+        m.info.itemItem = ItemItemInfo(settings: HomefeedConfig.ItemItem(), head: ii.videos, lambda: 2)
+        let name = try models.save(&m, createdAt: StandardFixture.t0)
+        let back = try models.load(name)
+        #expect(back.itemItem == ii && back.info.itemItem == m.info.itemItem)
+        let file = models.dir + "/" + name + "/item_item.f32"
+        let bytes = try #require(FileManager.default.contents(atPath: file))
+        try bytes.prefix(8).write(to: URL(fileURLWithPath: file))
+        #expect { try models.load(name) } throws: { e in
+            (e as? HomefeedError)?.message == "model \(name): missing item_item.f32, or not 2 × 2 float32 as model.json's head says"
+        }
+        try Data(repeating: 0x7F, count: bytes.count).write(to: URL(fileURLWithPath: file))
+        #expect { try models.load(name) } throws: { e in
+            (e as? HomefeedError)?.message.hasPrefix("model \(name): item_item.f32 is damaged (checksum ") == true
+        }
+    }
+
     @Test func aDamagedModelIsAClearError() throws {
         let dir = TempDir(); defer { dir.remove() }
         let models = ModelStore(store: VersionedStore(root: dir.sub("store")))
@@ -160,17 +183,15 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
     }
 
     /// Fold-in: a user the model never saw (u9 had no history at training) gets an MF-ranked list from the
-    /// interaction of the last hour, without retraining; the video they watched is not recommended back. MF alone
-    /// (no item-to-item model): the expected first video is MF's.
+    /// interaction of the last hour, without retraining; the video they watched is not recommended back.
     @Test func foldInCountsTheLatestInteractions() throws {
         let dir = TempDir(); defer { dir.remove() }
-        var config = HomefeedConfig()
-        config.itemItem.videos = 0
+        let config = mfAloneConfig()
         try trainFixture(dir: dir, config: config)
         var later = StandardFixture.make()
         later.watch("u9", "v0", at: StandardFixture.t0 - 60)
         try later.write(to: dir.sub("data"))
-        let s = try refreshFixture(later, dir: dir)
+        let s = try refreshFixture(later, dir: dir, config: config)
         #expect(s.metadata.counts.mfUsers == 64)
         #expect(ModelStore(store: VersionedStore(root: dir.sub("store"))).models().count == 1)
         let store = VersionedStore(root: dir.sub("store"))
@@ -248,5 +269,13 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
             #expect(tuning.points[grid].regularization == 2 * gridBest.regularization
                     && tuning.points[grid].factors == gridBest.factors && tuning.points[grid].alpha == gridBest.alpha)
         }
+        // The item-item pass: every (regularization, weight) of its grid at one MF setting; before it, MF alone.
+        let itemItemPoints = tuning.points.filter { $0.itemItemWeight != nil && $0.popularityWeight == 0 && $0.trendingWeight == 0 && $0.recentBoost == 0 }
+        #expect(Set(itemItemPoints.map { "\($0.itemItemRegularization!) \($0.itemItemWeight!)" }).count
+                == Tuning.itemItemRegularizationGrid.count * Tuning.itemItemWeightGrid.count)
+        #expect(tuning.points.prefix(grid).allSatisfy { $0.itemItemWeight == nil })
+        // The model records the item-item model with the settings tuning chose.
+        let ii = try #require(result.mf.itemItem)
+        #expect(ii.settings.weight == (chosen.itemItemWeight ?? 0) && ii.head.count > 100 && ii.lambda > 0)
     }
 }
