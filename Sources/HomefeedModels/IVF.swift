@@ -29,8 +29,11 @@ public struct IVFIndex: Sendable {
     public let cellSizes: [Int]
     /// The probe ranking vectors √(max_c·mean_c) ĉ_c, one list.
     let probePanels: TopKPanels
-    /// The items, one list per cell.
+    /// The items, one list per cell, longest first within a cell.
     let panels: TopKPanels
+    /// ‖x‖ of each panel's longest item (its first), non-increasing within a cell: ‖q‖·panelNorms[p]·(1 + slack)
+    /// bounds every score of panel p for query q (Cauchy–Schwarz, see `IVFBound`).
+    let panelNorms: [Double]
 
     /// ~4·√n cells (faiss's rule of thumb: 4·√n to 16·√n), at most n/16 so cells average 16+ items, at least 1.
     public static func defaultCells(itemCount n: Int) -> Int {
@@ -62,33 +65,52 @@ public struct IVFIndex: Sendable {
                                         sample: trainingSample ?? 64 * c)
             assignment = IVFKMeans.assign(items, rows: rows, centroids: centroids, cells: c, threads: threads)
         }
-        // Items grouped by cell (ascending id within a cell), and each cell's largest and mean norm.
+        // Items grouped by cell, longest first within a cell (ties by id), and each cell's largest and mean norm.
+        let norms = itemNorms(items, rows: rows)
         var sizes = [Int](repeating: 0, count: c)
         for a in assignment { sizes[Int(a)] += 1 }
         var bounds = [0]
         for s in sizes { bounds.append(bounds[bounds.count - 1] + s) }
         var next = bounds
-        var ordered = [Int32](repeating: 0, count: rows.count)
+        var order = [Int](repeating: 0, count: rows.count)  // positions in `rows`, grouped by cell
+        for (i, a) in assignment.enumerated() { order[next[Int(a)]] = i; next[Int(a)] += 1 }
+        for cell in 0..<c {
+            order[bounds[cell]..<bounds[cell + 1]].sort { norms[$0] != norms[$1] ? norms[$0] > norms[$1] : rows[$0] < rows[$1] }
+        }
+        let ordered = order.map { rows[$0] }
         var maxNorms = [Float](repeating: 0, count: c)
         var sums = [Double](repeating: 0, count: c)
-        items.values.withUnsafeBufferPointer { v in
-            for (i, r) in rows.enumerated() {
-                let cell = Int(assignment[i])
-                ordered[next[cell]] = r
-                next[cell] += 1
-                var n2: Float = 0
-                for j in 0..<d { let x = v[Int(r) * d + j]; n2 += x * x }
-                maxNorms[cell] = max(maxNorms[cell], n2.squareRoot())
-                sums[cell] += Double(n2.squareRoot())
-            }
+        for cell in 0..<c where sizes[cell] > 0 {
+            maxNorms[cell] = Float(norms[order[bounds[cell]]])
+            for i in bounds[cell]..<bounds[cell + 1] { sums[cell] += norms[order[i]] }
         }
         let meanNorms = (0..<c).map { sizes[$0] > 0 ? Float(sums[$0] / Double(sizes[$0])) : 0 }
         let scale = (0..<c).map { (maxNorms[$0] * meanNorms[$0]).squareRoot() }
         let probe = Matrix(rows: c, cols: d, values: (0..<(c * d)).map { centroids[$0] * scale[$0 / max(d, 1)] })
+        let panels = TopKPanels(items: items, rows: ordered, listBounds: bounds)
+        // A panel's bound: its first (longest) item's norm, padding panels' lanes excepted (they score −∞).
+        var panelNorms = [Double](repeating: 0, count: panels.panelCount)
+        for cell in 0..<c {
+            for (slot, i) in order[bounds[cell]..<bounds[cell + 1]].enumerated() where slot % TopKPanels.width == 0 {
+                panelNorms[panels.listPanels[cell] + slot / TopKPanels.width] = norms[i]
+            }
+        }
         return IVFIndex(cells: c, itemCount: items.rows, dim: d, centroids: Matrix(rows: c, cols: d, values: centroids),
                         maxNorms: maxNorms, meanNorms: meanNorms, cellSizes: sizes,
                         probePanels: TopKPanels(items: probe, rows: (0..<c).map { Int32($0) }, listBounds: [0, c]),
-                        panels: TopKPanels(items: items, rows: ordered, listBounds: bounds))
+                        panels: panels, panelNorms: panelNorms)
+    }
+
+    /// ‖x‖ of each of items[rows], in Double, rounded up by a relative 2^-40 (so that it is never below the true norm).
+    static func itemNorms(_ items: Matrix, rows: [Int32]) -> [Double] {
+        let d = items.cols
+        return items.values.withUnsafeBufferPointer { v in
+            rows.map { r in
+                var n2: Double = 0
+                for j in 0..<d { let x = Double(v[Int(r) * d + j]); n2 += x * x }
+                return n2.squareRoot() * (1 + 0x1p-40)
+            }
+        }
     }
 
     /// Approximate top-K: each query scores the items of its `probe` best-ranked cells (clamped to 1…cells;
@@ -267,6 +289,7 @@ enum IVFSearch {
             var unusedScores = [Float](repeating: 0, count: perChunk * probe)
             var cellStart = [Int](repeating: 0, count: cells + 1)
             var members = [Int32](repeating: 0, count: perChunk * probe)
+            let bound = IVFBound(index.panelNorms, dim: dim, capacity: perChunk)
             for first in stride(from: range.lowerBound, to: range.upperBound, by: perChunk) {
                 let count = min(range.upperBound, first + perChunk) - first
                 // 1. Each query's `probe` best cells: the exact search over the probe vectors.
@@ -290,6 +313,7 @@ enum IVFSearch {
                 // in only to be pushed out again (−25% inserts at K = 500, 48 probes; 4·K rather than 2·K: −7 % time
                 // on real MF factors, 1 M videos, 256 probes; the same on the clustered benchmark set).
                 ws.reset(count)
+                bound.reset(queries, first: first, count)
                 for ranks in [0..<firstRound, firstRound..<probe] where !ranks.isEmpty {
                     // Invert: the queries probing each cell at these ranks, in query order (counting sort).
                     for c in 0...cells { cellStart[c] = 0 }
@@ -304,21 +328,26 @@ enum IVFSearch {
                             if c >= 0 { members[fill[c]] = Int32(l); fill[c] += 1 }
                         }
                     }
-                    // Each cell against its queries, in groups of up to 6 (the widest kernel the group fills).
-                    members.withUnsafeBufferPointer { mem in
-                        for c in 0..<cells {
-                            var i = cellStart[c]
-                            let end = cellStart[c + 1]
-                            let p0 = index.panels.listPanels[c], p1 = index.panels.listPanels[c + 1]
-                            if p0 == p1 { continue }
-                            while i < end {
-                                // A full group, else the last 1–5 queries in the narrowest block that holds them.
-                                let take = min(end - i, rows)
-                                let block = rows == 6 && take <= 4 ? (take <= 2 ? 2 : 4) : rows
-                                TopKSearch.gathered(kernels, rows: block, ws, queries, mem.baseAddress! + i, take,
-                                                    panels: index.panels, p0, p1, queryBase: first, allowed)
-                                i += take
+                    // Each cell against those of its queries that may still find something in it (see `IVFBound`),
+                    // in groups of up to 6 (the widest kernel the group fills).
+                    for c in 0..<cells where index.panels.listPanels[c] < index.panels.listPanels[c + 1] {
+                        var live = 0
+                        for i in cellStart[c]..<cellStart[c + 1] {
+                            let l = Int(members[i])
+                            let end = bound.end(l, ws.thresholds[l], index.panels.listPanels[c], index.panels.listPanels[c + 1])
+                            if end > index.panels.listPanels[c] { members[cellStart[c] + live] = Int32(l); live += 1 }
+                        }
+                        var i = cellStart[c]
+                        let end = cellStart[c] + live
+                        while i < end {
+                            // A full group, else the last 1–5 queries in the narrowest block that holds them.
+                            let take = min(end - i, rows)
+                            let block = rows == 6 && take <= 4 ? (take <= 2 ? 2 : 4) : rows
+                            members.withUnsafeBufferPointer { mem in
+                                scanCell(kernels, rows: block, ws, queries, mem.baseAddress! + i, take, index: index, cell: c,
+                                         bound: bound, queryBase: first, allowed)
                             }
+                            i += take
                         }
                     }
                 }
@@ -327,4 +356,87 @@ enum IVFSearch {
         }
     }
 
+    /// `n` ≤ `rows` queries of a chunk, `local[0..<n]`, packed as one group and run over cell `cell`'s panels, but
+    /// only as far as some query's bound reaches its threshold (recomputed as hits raise the thresholds).
+    static func scanCell(_ kernels: TopKKernels, rows: Int, _ ws: TopKWorkspace, _ queries: TopKQueries,
+                         _ local: UnsafePointer<Int32>, _ n: Int, index: IVFIndex, cell: Int, bound: IVFBound,
+                         queryBase: Int, _ allowed: TopKFilter) {
+        let p0 = index.panels.listPanels[cell], p1 = index.panels.listPanels[cell + 1]
+        for r in 0..<rows {
+            let l = r < n ? local[r] : -1
+            ws.groupMembers[r] = l
+            ws.groupThresholds[r] = l >= 0 ? ws.thresholds[Int(l)] : .infinity
+        }
+        ws.packGroup(queries, rows: rows) { r in r < n ? queryBase + Int(local[r]) : -1 }
+        let ids = UnsafePointer(index.panels.ids.base)
+        var p = p0, end = bound.end(group: local, n, ws.groupThresholds, p0, p1)
+        while p < end {
+            p = kernels.scan(rows: rows, group: ws.packed, panels: index.panels, from: p, to: end, by: 1,
+                             thresholds: ws.groupThresholds, tile: ws.tile)
+            if p >= end { break }
+            ws.hits(rows: rows, members: ws.groupMembers, ids: ids + p * TopKPanels.width, queryBase: queryBase,
+                    groupThresholds: ws.groupThresholds, allowed)
+            p += 1
+            end = bound.end(group: local, n, ws.groupThresholds, p, end)
+        }
+    }
+
+}
+
+/// Sound pruning by norms (never changes a result). The kernels' float score s of q·x (summed in dimension order)
+/// is within γ_d·Σ_j|q_j x_j| ≤ γ_d·‖q‖‖x‖ of the exact q·x (γ_d = d·u/(1 − d·u), u = 2^-24), and q·x ≤ ‖q‖‖x‖
+/// (Cauchy–Schwarz): so s ≤ ‖q‖‖x‖·(1 + slack) with slack = (d + 1)·2^-22 ≥ 2γ_d. A panel whose longest item gives
+/// ‖q‖·‖x‖·(1 + slack) below q's K-th best so far cannot enter q's top K, nor can any later panel of its cell (cells
+/// are sorted longest first). MF factors make this bite: the top 500 of a user are long vectors, while most
+/// videos (those without interactions) have factors near 0 and are skipped without being scored.
+/// Per-worker scratch: the bounds ‖q‖·(1 + slack) of the chunk's queries.
+final class IVFBound {
+    let panelNorms: UnsafeMutablePointer<Double>
+    let queryNorms: UnsafeMutablePointer<Double>
+    let dim: Int, capacity: Int, panelCount: Int
+
+    init(_ norms: [Double], dim: Int, capacity: Int) {
+        self.dim = dim; self.capacity = capacity; panelCount = norms.count
+        panelNorms = .allocate(capacity: max(1, norms.count))
+        for (p, v) in norms.enumerated() { panelNorms[p] = v }
+        queryNorms = .allocate(capacity: max(1, capacity))
+    }
+    deinit { panelNorms.deallocate(); queryNorms.deallocate() }
+
+    /// Local query l = query first + l, l < n.
+    func reset(_ q: TopKQueries, first: Int, _ n: Int) {
+        let slack = 1 + Double(dim + 1) * 0x1p-22
+        for l in 0..<n {
+            let row = q.row(first + l)
+            var n2: Double = 0
+            for j in 0..<dim { let x = Double(row[j]); n2 += x * x }
+            queryNorms[l] = n2.squareRoot() * (1 + 0x1p-40) * slack
+        }
+    }
+
+    /// The first panel of from..<to (panels of one cell) whose bound for query l is below threshold t, else `to`.
+    /// A NaN query or threshold never prunes (the comparison is false).
+    @inline(__always)
+    func end(_ l: Int, _ t: Float, _ from: Int, _ to: Int) -> Int {
+        IVFBound.search(panelNorms, queryNorms[l], Double(t), from, to)
+    }
+
+    /// The panel where the group's scan may stop: the largest `end` of its n queries.
+    @inline(__always)
+    func end(group local: UnsafePointer<Int32>, _ n: Int, _ thresholds: UnsafePointer<Float>, _ from: Int, _ to: Int) -> Int {
+        var e = from
+        for r in 0..<n where e < to { e = max(e, end(Int(local[r]), thresholds[r], e, to)) }
+        return e
+    }
+
+    /// The first p in lo..<hi with qn·norms[p] < t (norms non-increasing there), else hi.
+    @inline(__always)
+    static func search(_ norms: UnsafePointer<Double>, _ qn: Double, _ t: Double, _ lo: Int, _ hi: Int) -> Int {
+        var lo = lo, hi = hi
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if qn * norms[mid] < t { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
 }
