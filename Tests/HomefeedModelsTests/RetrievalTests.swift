@@ -257,6 +257,91 @@ func clusteredData(clusters: Int, perCluster: Int, queries: Int, dim: Int, seed:
         #expect(IVFIndex.defaultProbe(cells: 5) == 5 && IVFIndex.defaultProbe(cells: 4000) == 250)
     }
 
+    /// MF-like items for the norm bound: 40 % exact zeros (no interactions), many near 0, a few long; and items
+    /// that are scaled copies of the queries, whose scores sit exactly on the bound ‖q‖·‖x‖ (where rounding could
+    /// lift a score above an unslacked bound).
+    func normSkewedData(seed: UInt64) -> (items: Matrix, queries: Matrix) {
+        let dim = 12
+        var rng = SeededRandom(seed: seed)
+        let queries = randomMatrix(17, dim, seed: seed + 1)
+        var items = randomMatrix(1500, dim, seed: seed + 2)
+        for r in 0..<items.rows {
+            let u = rng.nextDouble()
+            let scale: Float = u < 0.4 ? 0 : u < 0.8 ? Float(rng.nextDouble() * 1e-3) : Float(exp(3 * rng.nextDouble()))
+            let copy = rng.nextInt(5) == 0 ? rng.nextInt(queries.rows) : -1
+            for j in 0..<dim { items[r, j] = copy >= 0 ? queries[copy, j] * Float(1 + rng.nextInt(40)) / 7 : items[r, j] * scale }
+        }
+        return (items, queries)
+    }
+
+    /// The norm bound never drops an item of the exact top K: every cell probed equals the brute-force reference
+    /// bit for bit, for every kernel, from k 1 to beyond the non-zero items (zeros tie at 0 and go by id).
+    @Test func normBoundNeverDropsATopKItem() {
+        let (items, queries) = normSkewedData(seed: 21)
+        let ivf = IVFIndex.build(items: items, cells: 16, seed: 7, threads: 2)
+        for k in [1, 9, 40, 300, 1200] {
+            let want = referenceTopK(queries, items, k: k)
+            for kernels in allKernels {
+                expectSame(ivf.search(queries, k: k, probe: ivf.cells, threads: 2, kernels: kernels, allowed: { _, _ in true }),
+                           want, "norm-skewed \(kernels) k \(k)")
+            }
+        }
+        // With fewer cells probed: the same results as scanning those cells without the bound, i.e. the exact top
+        // K of their items (a brute force over the probed cells' items, eligibility standing in for the probe).
+        let probe = 4
+        var cellOf = [Int32: Int]()
+        for c in 0..<ivf.cells {
+            for p in ivf.panels.listPanels[c]..<ivf.panels.listPanels[c + 1] {
+                for lane in 0..<TopKPanels.width where ivf.panels.ids.base[p * TopKPanels.width + lane] >= 0 {
+                    cellOf[ivf.panels.ids.base[p * TopKPanels.width + lane]] = c
+                }
+            }
+        }
+        #expect(cellOf.count == items.rows)
+        let approx = ivf.search(queries, k: 40, probe: probe, threads: 2)
+        for q in 0..<queries.rows {
+            let cells = probedCells(ivf, Array(queries.row(q)), probe)
+            let inCells = (0..<Int32(items.rows)).filter { cells.contains(cellOf[$0]!) }
+            let one = Matrix(rows: 1, cols: queries.cols, values: Array(queries.row(q)))
+            let want = referenceTopK(one, items, k: 40, eligible: inCells)[0]
+            #expect(approx.ids(q).elementsEqual(want.map(\.id)), "query \(q)")
+        }
+    }
+
+    /// The cells query q probes: the `probe` largest q·(s_c ĉ_c), ties to the lower cell (as the search ranks them).
+    func probedCells(_ ivf: IVFIndex, _ q: [Float], _ probe: Int) -> Set<Int> {
+        let scale = (0..<ivf.cells).map { (ivf.maxNorms[$0] * ivf.meanNorms[$0]).squareRoot() }
+        let scores: [(Float, Int)] = (0..<ivf.cells).map { c in
+            var s: Float = 0
+            for j in 0..<q.count { s = ivf.centroids[c, j] * scale[c] * q[j] + s }
+            return (s, c)
+        }
+        return Set(scores.sorted { $0.0 != $1.0 ? $0.0 > $1.0 : $0.1 < $1.1 }.prefix(probe).map(\.1))
+    }
+
+    /// Cells hold their items longest first, and the bound is a prefix: it stops at the first panel whose longest
+    /// item times ‖q‖ (with the float slack) is below the threshold; NaN never prunes.
+    @Test func cellsAreSortedLongestFirstAndTheBoundIsAPrefix() {
+        let (items, _) = normSkewedData(seed: 23)
+        let ivf = IVFIndex.build(items: items, cells: 6, seed: 3, threads: 1)
+        for c in 0..<ivf.cells {
+            let p0 = ivf.panels.listPanels[c], p1 = ivf.panels.listPanels[c + 1]
+            let norms = ivf.panelNorms[p0..<p1]
+            #expect(norms.elementsEqual(norms.sorted(by: >)), "cell \(c)")
+            #expect(ivf.maxNorms[c] == Float(norms.first ?? 0))
+        }
+        let bound = IVFBound([8, 4, 2, 1, 0], dim: 4, capacity: 1)
+        let q = Matrix(rows: 1, cols: 4, values: [1, 1, 1, 1])  // ‖q‖ = 2
+        q.values.withUnsafeBufferPointer { v in bound.reset(TopKQueries(base: v.baseAddress!, rows: 1, dim: 4), first: 0, 1) }
+        #expect(bound.end(0, 4.5, 0, 5) == 2)      // 2·8, 2·4 ≥ 4.5 > 2·2
+        #expect(bound.end(0, 4, 0, 5) == 3)        // 2·2 = 4 reaches 4 (the slack only ever widens)
+        #expect(bound.end(0, 16.5, 0, 5) == 0)     // nothing in the cell can reach it
+        #expect(bound.end(0, 16.5, 2, 2) == 2)     // empty range
+        #expect(bound.end(0, -.infinity, 0, 5) == 5 && bound.end(0, .nan, 0, 5) == 5)
+        #expect(bound.end(0, 0, 0, 5) == 5)        // a zero item scores exactly 0: it may still tie at 0
+        #expect(bound.reaches(0, 2, 3) && !bound.reaches(0, 2.1, 3))
+    }
+
     @Test func recallOnAHandMadeExample() {
         var exact = TopKResults(k: 3, queries: 3)
         exact.ids = [1, 2, 3, 4, 5, -1, -1, -1, -1]; exact.counts = [3, 2, 0]
