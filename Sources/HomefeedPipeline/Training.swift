@@ -179,11 +179,11 @@ public enum Train {
 ///
 /// Validation: the seeded random (tune_split "random", default; two draws, scores averaged) or newest ("time")
 /// validation_fraction of each user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos
-/// unseen in the rest). Grid, in three passes, each at the best point so far:
+/// unseen in the rest). Grid, in passes, each at the best point so far:
 /// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}, stepping past an edge the best point
 /// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then `[item_item]` regularization
 /// {4, 8, 16} × weight {0.5, 1, 2, 4} (weight 0 until then: MF alone; each item-item model fitted once per
-/// fold); then the ranking's popularity_weight ×
+/// fold and regularization), stepping past its edges the same way (regularization ÷2, weight ×2); then the ranking's popularity_weight ×
 /// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
 /// come from `[mf]`.
 /// Ties keep the earlier setting.
@@ -239,7 +239,8 @@ public enum Tuning {
         let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
         let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
         let itemItemPoints = config.itemItem.videos > 0 ? itemItemRegularizationGrid.count * itemItemWeightGrid.count : 0
-        let total = (grid + 3 * edgeSteps + itemItemPoints + weights + recentBoostGrid.count) * folds.count
+        let itemItemEdges = itemItemPoints > 0 ? 2 * edgeSteps : 0
+        let total = (grid + 3 * edgeSteps + itemItemPoints + itemItemEdges + weights + recentBoostGrid.count) * folds.count
         let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
 
         // 2. Score one setting: mean over folds of the nDCG@10 of the validation users' ranked lists (the fitted
@@ -325,6 +326,13 @@ public enum Tuning {
             for r in itemItemRegularizationGrid { for w in itemItemWeightGrid {
                 var p = base; p.itemItemRegularization = r; p.itemItemWeight = w; try consider(p)
             } }
+            // Past the item-item grid's edges too (regularization ÷2, weight ×2), when an item-item point won.
+            stepsTaken = 0
+            try extend({ $0.itemItemRegularization.map { $0 <= itemItemRegularizationGrid.first! } ?? false }) {
+                $0.itemItemRegularization! /= 2; return true
+            }
+            try extend({ $0.itemItemWeight.map { $0 >= itemItemWeightGrid.last! } ?? false }) { $0.itemItemWeight! *= 2; return true }
+            progress.add((itemItemEdges - stepsTaken) * folds.count)
             base = best!
         }
         for w in rankingWeightGrid { for t in rankingWeightGrid where w != 0 || t != 0 {
