@@ -284,9 +284,10 @@ enum IVFSearch {
         // high) in one cell, which makes the mean several times the cell a probe actually scans.
         let sizes = (0..<cells).map { index.panels.listPanels[$0 + 1] - index.panels.listPanels[$0] }.sorted()
         let typicalCell = max(1, TopKPanels.width * sizes[sizes.count / 2])
+        // The probing rounds, as ranges of probe ranks (why two: 2–3 below): first the cells holding ~4·K items, at
+        // most half the probes (all of them below 4 probes), then the rest.
         let firstRound = probe >= 4 ? min(probe / 2, (4 * k + typicalCell - 1) / typicalCell) : probe
-        // Rank ranges, each with the panels of its cells it scans (relative to the cell's first; all of them here).
-        let rounds = [(0..<firstRound, 0..<Int.max), (firstRound..<probe, 0..<Int.max)]
+        let rounds = [0..<firstRound, firstRound..<probe]
         parallelFor(n, threads: threads, chunk: perChunk) { worker, range in
             let (ws, pws) = spaces.withSlot(worker) { slot in
                 if let s = slot { return s }
@@ -323,7 +324,7 @@ enum IVFSearch {
                 // on real MF factors, 1 M videos, 256 probes; the same on the clustered benchmark set).
                 ws.reset(count)
                 bound.reset(queries, first: first, count)
-                for (ranks, cellPanels) in rounds where !ranks.isEmpty {
+                for ranks in rounds where !ranks.isEmpty {
                     // Invert: the queries probing each cell at these ranks, in query order (counting sort).
                     for c in 0...cells { cellStart[c] = 0 }
                     for l in 0..<count {
@@ -340,13 +341,12 @@ enum IVFSearch {
                     // Each cell against those of its queries that may still find something in it (see `IVFBound`),
                     // in groups of up to 6 (the widest kernel the group fills).
                     for c in 0..<cells {
-                        let base = index.panels.listPanels[c], size = index.panels.listPanels[c + 1] - base
-                        let cp0 = base + min(size, cellPanels.lowerBound), cp1 = base + min(size, cellPanels.upperBound)
-                        if cp0 == cp1 { continue }
+                        let p0 = index.panels.listPanels[c], p1 = index.panels.listPanels[c + 1]
+                        if p0 == p1 { continue }
                         var live = 0
                         for i in cellStart[c]..<cellStart[c + 1] {
                             let l = Int(members[i])
-                            if bound.reaches(l, ws.thresholds[l], cp0) { members[cellStart[c] + live] = Int32(l); live += 1 }
+                            if bound.reaches(l, ws.thresholds[l], p0) { members[cellStart[c] + live] = Int32(l); live += 1 }
                         }
                         var i = cellStart[c]
                         let end = cellStart[c] + live
@@ -355,7 +355,7 @@ enum IVFSearch {
                             let take = min(end - i, rows)
                             let block = rows == 6 && take <= 4 ? (take <= 2 ? 2 : 4) : rows
                             members.withUnsafeBufferPointer { mem in
-                                scanCell(kernels, rows: block, ws, queries, mem.baseAddress! + i, take, index: index, cp0, cp1,
+                                scanCell(kernels, rows: block, ws, queries, mem.baseAddress! + i, take, index: index, p0, p1,
                                          bound: bound, queryBase: first, allowed)
                             }
                             i += take
@@ -367,8 +367,8 @@ enum IVFSearch {
         }
     }
 
-    /// `n` ≤ `rows` queries of a chunk, `local[0..<n]`, packed as one group and run over cell `cell`'s panels, but
-    /// only as far as some query's bound reaches its threshold (recomputed as hits raise the thresholds).
+    /// `n` ≤ `rows` queries of a chunk, `local[0..<n]`, packed as one group and run over one cell's panels p0..<p1,
+    /// but only as far as some query's bound reaches its threshold (recomputed as hits raise the thresholds).
     static func scanCell(_ kernels: TopKKernels, rows: Int, _ ws: TopKWorkspace, _ queries: TopKQueries,
                          _ local: UnsafePointer<Int32>, _ n: Int, index: IVFIndex, _ p0: Int, _ p1: Int, bound: IVFBound,
                          queryBase: Int, _ allowed: TopKFilter) {
@@ -390,7 +390,6 @@ enum IVFSearch {
             end = bound.end(group: local, n, ws.groupThresholds, p, end)
         }
     }
-
 }
 
 /// Sound pruning by norms (never changes a result). The kernels' float score s of q·x (summed in dimension order)
@@ -403,10 +402,10 @@ enum IVFSearch {
 final class IVFBound {
     let panelNorms: UnsafeMutablePointer<Double>
     let queryNorms: UnsafeMutablePointer<Double>
-    let dim: Int, capacity: Int, panelCount: Int
+    let dim: Int
 
     init(_ norms: [Double], dim: Int, capacity: Int) {
-        self.dim = dim; self.capacity = capacity; panelCount = norms.count
+        self.dim = dim
         panelNorms = .allocate(capacity: max(1, norms.count))
         for (p, v) in norms.enumerated() { panelNorms[p] = v }
         queryNorms = .allocate(capacity: max(1, capacity))
