@@ -97,6 +97,10 @@ public enum Refresh {
                 }
             }
             scorers = Scorers(data: data, asOf: asOf, config: config, mf: mf, twoTower: tt, ranker: model.info.ranker)
+            if let r = model.info.ranker, let problem = r.mismatch(with: RankingFeatures.names) {
+                // A model trained by an older build: its ranker reads other features. Rank without it until `train`.
+                Log.warn("model \(model.info.name): its learned ranker is not used (\(problem)); ranking by \(scorers.mode.rawValue) until homefeed-batch train saves a new model")
+            }
             if let mf {
                 meta.models["mf"] = mf.name
                 meta.retrieval = mf.retrieval
