@@ -73,15 +73,14 @@ enum RankerFit {
         var info = RankerFitInfo()
         info.users = examples.groups; info.candidates = examples.rows; info.positives = examples.positives
         info.ndcgRanker = probe.meanNDCG(heldPart.examples, k: 10)
-        let mfRanking = RankingFeatures.names.firstIndex(of: "mf_ranking")!
-        info.ndcgMF = single(mfRanking).meanNDCG(heldPart.examples, k: 10)
-        info.ndcgTwoTower = single(2).meanNDCG(heldPart.examples, k: 10)
+        info.ndcgMF = single(RankingFeatures.mfRanking).meanNDCG(heldPart.examples, k: 10)
+        info.ndcgTwoTower = single(RankingFeatures.twoTower).meanNDCG(heldPart.examples, k: 10)
         // 4. Model selection on the held-back users: the fitted combination only if it ranks them clearly better
         //    than the better model's ranking alone — its mean per-user nDCG@10 gain larger than the gain's
         //    standard error (a paired comparison: a difference within the noise of a few hundred users is not
         //    a gain) — else that ranking alone (a ranker is only worth what it adds).
         let mfBest = info.ndcgMF >= info.ndcgTwoTower
-        let bestSingle = single(mfBest ? mfRanking : 2)
+        let bestSingle = single(mfBest ? RankingFeatures.mfRanking : RankingFeatures.twoTower)
         let gain = PairedGain(probe.groupNDCG(heldPart.examples, k: 10), bestSingle.groupNDCG(heldPart.examples, k: 10))
         var ranker: LinearRanker
         if gain.mean > gain.standardError {
@@ -94,7 +93,7 @@ enum RankerFit {
         for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
         info.heldOutShare = heldShare
         if !quiet {
-            Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF alone \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
+            Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF ranking \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
         }
         return Result(ranker: ranker, info: info, twoTower: heldShare <= 0.02 ? (ttModel, ttInfo) : nil)
     }

@@ -25,6 +25,8 @@ enum RankingFeatures {
     static let names = ["mf_z", "mf_known", "two_tower", "two_tower_z", "src_mf", "src_two_tower", "src_region",
                         "src_language", "src_global", "src_fresh", "prior", "age", "same_language", "blend", "item_item_z", "mf_ranking"]
     static let count = names.count
+    /// Indices read by name elsewhere (the ranker's pool, the held-back comparison); pinned by a test.
+    static let twoTower = 2, mfRanking = 15
 }
 
 /// The models of one refresh (or evaluation) and how the ranking stage uses them.
@@ -360,7 +362,7 @@ extension Refresh {
         guard pool > 0 && pool < n else { mask.append(contentsOf: repeatElement(true, count: n)); return }
         mask.append(contentsOf: repeatElement(false, count: n))
         let dim = RankingFeatures.count
-        for feature in [15, 2] {   // mf_ranking, two_tower
+        for feature in [RankingFeatures.mfRanking, RankingFeatures.twoTower] {
             scratch.removeAll(keepingCapacity: true)
             for i in 0..<n { scratch.append(features[i * dim + feature]) }
             let cut = kthLargest(&scratch, pool)

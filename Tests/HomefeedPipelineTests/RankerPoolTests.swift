@@ -20,9 +20,8 @@ import Testing
     /// pool 0 or ≥ the candidates keeps every candidate.
     @Test func poolIsTheBestByEitherModel() {
         let dim = RankingFeatures.count
-        let mfRanking = RankingFeatures.names.firstIndex(of: "mf_ranking")!
-        let twoTower = RankingFeatures.names.firstIndex(of: "two_tower")!
-        #expect(mfRanking == 15 && twoTower == 2)   // the indices rankerPool reads
+        let mfRanking = RankingFeatures.mfRanking, twoTower = RankingFeatures.twoTower
+        #expect(RankingFeatures.names[mfRanking] == "mf_ranking" && RankingFeatures.names[twoTower] == "two_tower")
         let mf: [Float] = [5, 1, 4, 4, 0, 2], tt: [Float] = [0, 9, 1, 2, 8, 3]
         var f = [Float](repeating: 0, count: mf.count * dim)
         for i in mf.indices { f[i * dim + mfRanking] = mf[i]; f[i * dim + twoTower] = tt[i] }
