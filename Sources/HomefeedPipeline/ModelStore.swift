@@ -44,6 +44,12 @@ public struct MFModel: Sendable {
     public var videos: Matrix
     public var itemItem: ItemItemModel?
     public var twoTower: TwoTowerModel?
+
+    /// Sets the item-to-item model and its record in model.json together (nil clears both).
+    mutating func setItemItem(_ m: ItemItemModel?, settings: HomefeedConfig.ItemItem) {
+        itemItem = m
+        info.itemItem = m.map { ItemItemInfo(settings: settings, head: $0.videos, lambda: Double($0.lambda)) }
+    }
 }
 
 /// Trained models inside a store directory, next to the versions that used them:

@@ -447,19 +447,32 @@ extension Refresh {
                     let z0 = moments.0.standardizer(), z1 = moments.1.standardizer(), z2 = moments.2.standardizer()
                     let z3 = moments.3.standardizer()
                     for i in 0..<set.count where !features[4 * i].isNaN {
-                        let s = z0(features[4 * i]) + a * z1(features[4 * i + 1]) + b * z2(features[4 * i + 2])
-                            + c * z3(features[4 * i + 3])
+                        let s = mfRankingScore(z0(features[4 * i]), z1(features[4 * i + 1]), z2(features[4 * i + 2]),
+                                               z3(features[4 * i + 3]), weights: (a, b, c))
                         lowest = min(lowest, s)
                         top.offer(score: s, video: set.video(i), candidate: Int32(i))
                     }
                 }
-                // Candidates the model does not know: below every known one, in blend order.
-                let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
                 for i in 0..<set.count where rowOfVideo[Int(set.video(i))] < 0 {
-                    top.offer(score: floor + blend(i) / 2, video: set.video(i), candidate: Int32(i))
+                    top.offer(score: unknownVideoScore(lowest: lowest, blend: blend(i)), video: set.video(i), candidate: Int32(i))
                 }
             }
         }
+    }
+
+    /// The MF ranking's score of a candidate the model knows, from its z-scored terms (MF score, prior, popularity
+    /// blend, item-item score) and the tuned weights (popularity, trending, item-item).
+    @inline(__always)
+    static func mfRankingScore(_ zmf: Float, _ zprior: Float, _ zblend: Float, _ zItemItem: Float,
+                               weights w: (Float, Float, Float)) -> Float {
+        zmf + w.0 * zprior + w.1 * zblend + w.2 * zItemItem
+    }
+
+    /// A candidate the MF model does not know (a video newer than the model) ranks below every known one (`lowest`:
+    /// the lowest known score, .greatestFiniteMagnitude when none), in popularity-blend order.
+    @inline(__always)
+    static func unknownVideoScore(lowest: Float, blend: Float) -> Float {
+        (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2 + blend / 2
     }
 
     /// The ranking features (RankingFeatures.names) of every candidate in `set`, row-major into `out`.
@@ -521,12 +534,11 @@ extension Refresh {
                 f[14] = f[1] > 0 && !head.isEmpty ? zii(f[14]) : 0
                 // 3. The MF ranking's score (as rankByMF: unknown videos below every known one, in blend order).
                 if f[1] > 0 {
-                    f[15] = f[0] + a * zprior(f[10]) + b * zblend(f[13]) + w * f[14]
+                    f[15] = mfRankingScore(f[0], zprior(f[10]), zblend(f[13]), f[14], weights: (a, b, w))
                     lowest = min(lowest, f[15])
                 }
             }
-            let floor = (lowest == .greatestFiniteMagnitude ? 0 : lowest) - 2
-            for i in 0..<n where o[i * dim + 1] == 0 { o[i * dim + 15] = floor + o[i * dim + 13] / 2 }
+            for i in 0..<n where o[i * dim + 1] == 0 { o[i * dim + 15] = unknownVideoScore(lowest: lowest, blend: o[i * dim + 13]) }
         }
     }
 }

@@ -145,19 +145,15 @@ public enum Train {
         let fitted = ALS.fit(rows, config: alsConfig(mf))
         info.stages.append(.init(name: "fit", seconds: TimeFormat.monotonic() - t0))
         info.users = rows.rows; info.videos = rows.cols; info.pairs = rows.nnz
+        var model = MFModel(info: info, userIDs: (0..<data.users.count).map { data.users.ids[$0] },
+                            videoIDs: (0..<data.videos.count).map { data.videos.ids[$0] }, users: fitted.users, videos: fitted.videos)
         // 3. The item-to-item model on the same rows (their positive entries).
-        var itemItemModel: ItemItemModel?
         if itemItem {
             let t1 = TimeFormat.monotonic()
-            itemItemModel = fitItemItem(rows, ii, threads: effectiveThreads(mf.threads))
-            if let m = itemItemModel {
-                info.itemItem = ItemItemInfo(settings: ii, head: m.videos, lambda: Double(m.lambda))
-                info.stages.append(.init(name: "item-item", seconds: TimeFormat.monotonic() - t1))
-            }
+            model.setItemItem(fitItemItem(rows, ii, threads: effectiveThreads(mf.threads)), settings: ii)
+            if model.itemItem != nil { model.info.stages.append(.init(name: "item-item", seconds: TimeFormat.monotonic() - t1)) }
         }
-        return MFModel(info: info, userIDs: (0..<data.users.count).map { data.users.ids[$0] },
-                       videoIDs: (0..<data.videos.count).map { data.videos.ids[$0] }, users: fitted.users, videos: fitted.videos,
-                       itemItem: itemItemModel)
+        return model
     }
 
     static func fitItemItem(_ rows: SparseRows, _ settings: HomefeedConfig.ItemItem, threads: Int) -> ItemItemModel? {
@@ -220,8 +216,10 @@ public enum Tuning {
         // MF source changes from one setting to the next.
         struct Fold {
             var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64; var scorers: Scorers
-            /// Item-to-item models by regularization, fitted once each (they do not depend on the MF settings).
+            /// Item-to-item models by regularization, fitted once each (they do not depend on the MF settings), from
+            /// the fold's engagement rows (built once).
             var itemItem: [Double: ItemItemModel] = [:]
+            var engagements: SparseRows?
         }
         var folds = try seeds.map { s -> Fold in
             let split = mf.tuneSplit == "time"
@@ -263,18 +261,18 @@ public enum Tuning {
             }
             // The item-to-item model of this regularization, fitted once per fold.
             for k in models.indices {
-                models[k].itemItem = nil; models[k].info.itemItem = nil
-                guard let rho = p.itemItemRegularization, c.itemItem.weight > 0 else { continue }
+                guard let rho = p.itemItemRegularization, c.itemItem.weight > 0 else {
+                    models[k].setItemItem(nil, settings: c.itemItem); continue
+                }
                 if folds[k].itemItem[rho] == nil {
-                    let rows = ConfidenceBuilder(config).rows(users: 0..<Int32(folds[k].split.train.users.count),
-                                                              data: folds[k].split.train, history: folds[k].history,
-                                                              columns: folds[k].split.train.videos.count, column: { $0 })
+                    let train = folds[k].split.train
+                    let rows = folds[k].engagements ?? ConfidenceBuilder(config).rows(
+                        users: 0..<Int32(train.users.count), data: train, history: folds[k].history,
+                        columns: train.videos.count, column: { $0 })
+                    folds[k].engagements = rows
                     folds[k].itemItem[rho] = Train.fitItemItem(rows, c.itemItem, threads: threads)
                 }
-                if let m = folds[k].itemItem[rho] {
-                    models[k].itemItem = m
-                    models[k].info.itemItem = ItemItemInfo(settings: c.itemItem, head: m.videos, lambda: Double(m.lambda))
-                }
+                models[k].setItemItem(folds[k].itemItem[rho], settings: c.itemItem)
             }
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
