@@ -133,6 +133,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         /// for at most ranker_users users.
         public var rankerValidationFraction = 0.1
         public var rankerUsers = 20_000
+        /// Which interactions the ranker's fold holds out: "random" (a seeded share of each user's: what is missing)
+        /// or "time" (each user's newest: what comes next). The ranking is fitted and chosen on them.
+        public var rankerSplit = "random"
         /// The learned ranker re-scores the best ranker_pool candidates by the MF ranking and the best ranker_pool by
         /// the two-tower score (the candidates that compete for the top; the rest follow in ranker order); it is
         /// fitted on the same pool. 0 = every candidate.
@@ -213,7 +216,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.training_history", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
         "two_tower.patience", "two_tower.validation_fraction", "two_tower.max_examples", "two_tower.seed", "two_tower.threads",
-        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.ranker_pool", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
+        "rank.ranker", "rank.ranker_validation_fraction", "rank.ranker_users", "rank.ranker_split", "rank.ranker_pool", "rank.fresh_hours", "rank.fresh_candidates", "rank.fresh_slots", "rank.fresh_slot_depth",
         "rank.two_tower_candidates", "rank.max_per_channel", "rank.max_channel_run", "rank.drop_near_duplicates",
         "rank.segment_min_users",
         "store.keep_versions", "store.guard_max_drop", "store.block_cache_mb",
@@ -293,6 +296,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.double("rank.ranker_validation_fraction", &rank.rankerValidationFraction)
         try file.int("rank.ranker_users", &rank.rankerUsers)
         try file.int("rank.ranker_pool", &rank.rankerPool)
+        file.string("rank.ranker_split", &rank.rankerSplit)
         try file.double("rank.fresh_hours", &rank.freshHours)
         try file.int("rank.fresh_candidates", &rank.freshCandidates)
         try file.int("rank.fresh_slots", &rank.freshSlots)
@@ -381,6 +385,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(mf.recentHalfRank > 0, "mf.recent_half_rank must be > 0")
         try check(["on", "off", "auto"].contains(mf.tune), "mf.tune must be on, off or auto (got '\(mf.tune)')")
         try check(["time", "random"].contains(mf.tuneSplit), "mf.tune_split must be time or random (got '\(mf.tuneSplit)')")
+        try check(["time", "random"].contains(rank.rankerSplit), "rank.ranker_split must be time or random (got '\(rank.rankerSplit)')")
         try check(mf.validationFraction > 0 && mf.validationFraction < 1, "mf.validation_fraction must be in (0, 1)")
         try check(["exact", "ivf", "auto"].contains(mf.retrieval), "mf.retrieval must be exact, ivf or auto (got '\(mf.retrieval)')")
         try check(mf.ivfCells >= 0 && mf.ivfProbe >= 0 && mf.ivfMinVideos >= 0, "mf.ivf_* must be ≥ 0")

@@ -145,8 +145,9 @@ public enum Holdout {
     }
 
     /// Per-user time split: each user's last `testFraction` of interactions by timestamp (ties by file order) are
-    /// test, the rest train.
+    /// test, the rest train. `heldOutUsers` < 1 holds out interactions of only that seeded share of the users.
     public static func timeSplit(_ data: Dataset, testFraction: Double, coldUsers: Double = 0, seed: UInt64 = 0,
+                                 heldOutUsers: Double = 1,
                                  options: TestSetOptions = TestSetOptions()) throws -> HoldoutSplit {
         try check(testFraction)
         var order: [Int32] = []
@@ -156,6 +157,7 @@ public enum Holdout {
         for u in 0..<data.users.count {
             let lo = offsets[u], hi = offsets[u + 1]
             if hi == lo { continue }
+            if heldOutUsers < 1 && !isCold(data, u, fraction: heldOutUsers, seed: seed &+ 1) { continue }
             // order is file order within a user; sort by (timestamp, file position).
             order[lo..<hi].sort { a, b in ts[Int(a)] < ts[Int(b)] || (ts[Int(a)] == ts[Int(b)] && a < b) }
             let kept = isCold(data, u, fraction: coldUsers, seed: seed) ? 0 : trainCount(hi - lo, testFraction: testFraction)
@@ -234,7 +236,8 @@ public enum Holdout {
     /// users, chosen by a stable hash of the id.
     static func isCold(_ data: Dataset, _ u: Int, fraction: Double, seed: UInt64) -> Bool {
         guard fraction > 0 else { return false }
-        let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0, seed: StableHash.mix64(seed ^ 0xC01D)) }
+        // FNV-1a's top bits hardly move with an id's last bytes ("u17" vs "u18"): mix them in before comparing.
+        let h = data.users.ids.withBytes(u) { StableHash.mix64(StableHash.fnv1a64($0, seed: StableHash.mix64(seed ^ 0xC01D))) }
         return Double(h >> 11) / Double(1 << 53) < fraction
     }
 

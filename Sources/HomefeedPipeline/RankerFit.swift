@@ -25,7 +25,7 @@ public struct RankerFitInfo: Codable, Sendable, Equatable {
 }
 
 /// Fits the ranking stage's `LinearRanker`: hold out `[rank] ranker_validation_fraction` of each user's
-/// interactions, train MF and the two-tower model on the rest, gather every sampled user's candidates exactly as
+/// interactions (a seeded random share, or the newest with `ranker_split = "time"`), train MF and the two-tower model on the rest, gather every sampled user's candidates exactly as
 /// the refresh does, label a candidate 1 when the user engaged with it in the held-out part, and fit the listwise
 /// ranker on those groups.
 enum RankerFit {
@@ -44,8 +44,10 @@ enum RankerFit {
         let options = TestSetOptions(watchFraction: config.data.relevanceWatchFraction, dropSeenInTrain: true)
         let withHistory = (0..<data.users.count).reduce(0) { $0 + (fullHistory.hasHistory($1) ? 1 : 0) }
         let userShare = min(1, 1.2 * Double(config.rank.rankerUsers) / Double(max(1, withHistory)))
-        let split = try Holdout.randomSplit(data, testFraction: config.rank.rankerValidationFraction, seed: seed,
-                                            heldOutUsers: userShare, options: options)
+        let fraction = config.rank.rankerValidationFraction
+        let split = config.rank.rankerSplit == "time"
+            ? try Holdout.timeSplit(data, testFraction: fraction, seed: seed, heldOutUsers: userShare, options: options)
+            : try Holdout.randomSplit(data, testFraction: fraction, seed: seed, heldOutUsers: userShare, options: options)
         let train = split.train
         guard !split.test.users.isEmpty else { return nil }
         let heldShare = Double(split.test.stats.testInteractions) / Double(max(1, data.interactions.count))

@@ -83,9 +83,9 @@ import Testing
         let c = try HomefeedConfig(file: f)
         #expect(c.refresh.listSize == 50)
         #expect(c.lookupd.listen == "0.0.0.0:9")
-        let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\n[rank]\nranker_pool = 7\n"))
+        let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\n[rank]\nranker_pool = 7\nranker_split = \"time\"\n"))
         #expect(ii.itemItem == { var i = HomefeedConfig.ItemItem(); i.videos = 100; i.regularization = 3.5; i.weight = 0; return i }())
-        #expect(ii.rank.rankerPool == 7)
+        #expect(ii.rank.rankerPool == 7 && ii.rank.rankerSplit == "time" && HomefeedConfig().rank.rankerSplit == "random")
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_sise = 5\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = abc\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = 0\n")) }
@@ -112,6 +112,7 @@ import Testing
         ("[item_item]\nregularization = 0\n", "item_item.regularization must be > 0 (c.toml:2: item_item.regularization = 0)"),
         ("[item_item]\nweight = -1\n", "item_item.weight must be ≥ 0 (c.toml:2: item_item.weight = -1)"),
         ("[rank]\nranker_pool = -1\n", "(c.toml:2: rank.ranker_pool = -1)"),
+        ("[rank]\nranker_split = \"newest\"\n", "rank.ranker_split must be time or random (got 'newest') (c.toml:2: rank.ranker_split = newest)"),
     ])
     func outOfRangeValuesNameTheirLine(_ text: String, _ expected: String) throws {
         do {

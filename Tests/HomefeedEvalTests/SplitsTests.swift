@@ -166,6 +166,37 @@ import Testing
         let t = try Holdout.timeSplit(data, testFraction: 0.2)
         #expect(t.train.interactions.count == a.train.interactions.count)   // same per-user counts, other rows
     }
+
+    /// With `heldOutUsers` < 1 only a seeded share of the users hold interactions out — the same users in both splits
+    /// (the ranker's fold samples them alike) — and the time split holds out exactly each such user's newest.
+    @Test func heldOutUsersAreTheSameSeededShareInBothSplits() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        let path = dir.sub("gen")
+        _ = try Generator.generate(GeneratorConfig(users: 300, videos: 120, seed: 7), out: path, progress: false)
+        let data = try DatasetLoader.load(directory: path, config: HomefeedConfig().data, progress: false)
+        let r = try Holdout.randomSplit(data, testFraction: 0.3, seed: 5, heldOutUsers: 0.4)
+        let t = try Holdout.timeSplit(data, testFraction: 0.3, seed: 5, heldOutUsers: 0.4)
+        var n = [Int](repeating: 0, count: data.users.count), keptR = n, keptT = n
+        for u in data.interactions.user { n[Int(u)] += 1 }
+        for u in r.train.interactions.user { keptR[Int(u)] += 1 }
+        for u in t.train.interactions.user { keptT[Int(u)] += 1 }
+        let held = (0..<data.users.count).filter { keptR[$0] < n[$0] }
+        #expect(held == (0..<data.users.count).filter { keptT[$0] < n[$0] })
+        let active = (0..<data.users.count).filter { Holdout.trainCount(n[$0], testFraction: 0.3) < n[$0] }
+        #expect(Double(held.count) > 0.25 * Double(active.count) && Double(held.count) < 0.55 * Double(active.count))
+        for u in held { #expect(keptT[u] == Holdout.trainCount(n[u], testFraction: 0.3)) }
+        // A held user's kept interactions are all at or before their held-out ones.
+        var newestKept = [Int64](repeating: .min, count: data.users.count)
+        for (u, ts) in zip(t.train.interactions.user, t.train.interactions.timestamp) { newestKept[Int(u)] = max(newestKept[Int(u)], ts) }
+        let test = Set(t.test.users.users.map(Int.init))
+        #expect(test.isSubset(of: Set(held)))
+        var times = [[Int64]](repeating: [], count: data.users.count)
+        for (u, ts) in zip(data.interactions.user, data.interactions.timestamp) { times[Int(u)].append(ts) }
+        for u in held {
+            let all = times[u].sorted()
+            #expect(newestKept[u] == all[keptT[u] - 1] && newestKept[u] <= all[keptT[u]])
+        }
+    }
 }
 
 @Suite struct GivenTestFilesTests {
