@@ -276,7 +276,7 @@ public enum Refresh {
     static func select(_ data: Dataset, _ shard: ShardSpec, _ include: (Int) -> Bool) -> [(hash: UInt64, user: Int32)] {
         var out: [(hash: UInt64, user: Int32)] = []
         for u in 0..<data.users.count where include(u) {
-            let h = data.users.ids.withBytes(u) { StableHash.fnv1a64($0) }
+            let h = data.users.ids.withBytes(u) { StoreKey.userHash($0) }
             if shard.contains(hash: h) { out.append((h, Int32(u))) }
         }
         return sortedInKeyOrder(out, data)

@@ -17,6 +17,8 @@ struct ShardManifest: Codable {
     var configDigest: String
     /// The MF model the shard's lists came from.
     var model: String
+    /// The store format of the shard's keys (absent: written before format 2, i.e. 1).
+    var storeFormat: Int? = RunMetadata.currentStoreFormat
 
     init(shard: ShardSpec, counts: RunMetadata.Counts, entries: Int, sourceFiles: [RunMetadata.SourceFile],
          asOf: Int64, activeDays: Int, configDigest: String, model: String) {
@@ -55,6 +57,9 @@ struct ShardManifest: Codable {
         out.count = n
         out.model = manifests[0].model
         for m in manifests {
+            guard (m.storeFormat ?? 1) == RunMetadata.currentStoreFormat else {
+                throw HomefeedError("\(dir): shard \(m.shard)/\(n) has store format \(m.storeFormat ?? 1), this build writes format \(RunMetadata.currentStoreFormat) (its user keys hash differently: rerun the shard jobs)")
+            }
             guard m.sourceFiles == expectedSources else {
                 throw HomefeedError("\(dir): shard \(m.shard)/\(n) was computed from different input files than this run")
             }

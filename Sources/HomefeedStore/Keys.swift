@@ -11,13 +11,24 @@ public enum StoreKey {
     /// `M` + name. The run metadata lives under `Mmeta` (JSON).
     public static let runMetadata: [UInt8] = Array("Mmeta".utf8)
 
-    /// `U` + FNV-1a-64(user id) big-endian + user id bytes. Hash first so a shard of users (a hash range) is one
+    /// The hash that leads a user key and so picks the user's shard: FNV-1a 64 of the id, then the SplitMix64
+    /// finalizer. FNV-1a alone hardly moves its top bits with an id's last bytes, so sequential ids crowded a few
+    /// shard ranges (store format 1). Persisted in every key: changing it needs a new `RunMetadata.currentStoreFormat`.
+    @inlinable
+    public static func userHash(_ id: UnsafeRawBufferPointer) -> UInt64 { StableHash.mix64(StableHash.fnv1a64(id)) }
+
+    public static func userHash(_ id: String) -> UInt64 {
+        var s = id
+        return s.withUTF8 { userHash(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `U` + `userHash`(user id) big-endian + user id bytes. Hash first so a shard of users (a hash range) is one
     /// contiguous key range; the id after it makes the key exact (no collisions).
     @inlinable
     public static func user(_ id: UnsafeRawBufferPointer, into key: inout [UInt8]) {
         key.removeAll(keepingCapacity: true)
         key.append(userPrefix)
-        appendBigEndian(StableHash.fnv1a64(id), to: &key)
+        appendBigEndian(userHash(id), to: &key)
         key.append(contentsOf: id)
     }
 
@@ -25,7 +36,7 @@ public enum StoreKey {
     @inlinable
     public static func user(_ id: UnsafeRawBufferPointer, into key: UnsafeMutableRawBufferPointer) {
         key[0] = userPrefix
-        key.storeBytes(of: StableHash.fnv1a64(id).bigEndian, toByteOffset: 1, as: UInt64.self)
+        key.storeBytes(of: userHash(id).bigEndian, toByteOffset: 1, as: UInt64.self)
         if id.count > 0 { (key.baseAddress! + 9).copyMemory(from: id.baseAddress!, byteCount: id.count) }
     }
 
@@ -71,7 +82,7 @@ public enum PopularScope: UInt8, Sendable, Codable {
     case segment = 0x53   // "S"
 }
 
-/// Shard I of N owns the users whose key hash lies in [I·2⁶⁴/N, (I+1)·2⁶⁴/N): one contiguous key range.
+/// Shard I of N owns the users whose key hash (`StoreKey.userHash`) lies in [I·2⁶⁴/N, (I+1)·2⁶⁴/N): one contiguous key range.
 public struct ShardSpec: Sendable, Equatable, CustomStringConvertible {
     public let index: Int
     public let count: Int

@@ -38,8 +38,10 @@ public struct RunMetadata: Codable, Sendable, Equatable {
         public init(name: String, bytes: Int, rows: Int) { self.name = name; self.bytes = bytes; self.rows = rows }
     }
 
-    /// Layout version of the store (keys, list and video records).
-    public var storeFormat = 1
+    /// Layout version of the store (keys, list and video records). 2: user keys lead with `StoreKey.userHash`
+    /// (format 1 used plain FNV-1a: this build's lookups would miss every user of such a version).
+    public static let currentStoreFormat = 2
+    public var storeFormat = RunMetadata.currentStoreFormat
     public var version = ""
     /// Wall-clock time the version was built (Unix s).
     public var createdAt: Int64 = 0
@@ -61,6 +63,13 @@ public struct RunMetadata: Codable, Sendable, Equatable {
     public var replay: ReplayReport? = nil
     public var builtBy = "homefeed-batch"
     public init() {}
+
+    /// Refuses a version this build cannot read, naming it, its store format and the one this build reads.
+    public func checkStoreFormat(version: String) throws {
+        guard storeFormat == Self.currentStoreFormat else {
+            throw HomefeedError("version \(version) has store format \(storeFormat); this build reads format \(Self.currentStoreFormat)")
+        }
+    }
 }
 
 /// How a run retrieved MF candidates: exactly, or through the IVF index with its recall measured on the run's own

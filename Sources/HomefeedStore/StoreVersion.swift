@@ -23,9 +23,7 @@ public final class StoreVersion: @unchecked Sendable {  // immutable after init;
         let meta: RunMetadata
         do { meta = try JSONDecoder().decode(RunMetadata.self, from: Data(metaBytes)) }
         catch { throw HomefeedError("version \(name): unreadable run metadata: \(error)") }
-        guard meta.storeFormat == 1 else {
-            throw HomefeedError("version \(name) has store format \(meta.storeFormat); this build reads format 1")
-        }
+        try meta.checkStoreFormat(version: name)
         metadata = meta
         var table = VideoTable()
         var expected: UInt32 = 0

@@ -130,7 +130,7 @@ public func writeFileSynced(_ path: String, _ bytes: some ContiguousBytes) throw
     guard fsync(fd) == 0 else { throw HomefeedError("cannot fsync \(path): \(String(cString: strerror(errno)))") }
 }
 
-/// Streams user lists into one SST; users must arrive in key order (hash, then id), which `UserOrder` gives.
+/// Streams user lists into one SST; users must arrive in key order (`StoreKey.userHash`, then id bytes).
 public final class UserListWriter {
     private let sst: SSTFileWriter
     public let shard: ShardSpec
@@ -224,11 +224,6 @@ public final class UserListWriter {
         onFinish(sst.path)
         return sst.path
     }
-}
-
-/// Sort order of users in the store: by FNV-1a-64 of the id, then by id bytes (the bytewise key order).
-public enum UserOrder {
-    public static func hash(_ id: UnsafeRawBufferPointer) -> UInt64 { StableHash.fnv1a64(id) }
 }
 
 extension VersionedStore {

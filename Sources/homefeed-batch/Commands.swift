@@ -222,6 +222,8 @@ enum Commands {
             }
             target = previous
         }
+        // Pinning CURRENT to a version the daemons refuse would leave them on the old one and block publishing.
+        if let m = try? store.metadata(of: target) { try m.checkStoreFormat(version: target) }
         try store.setCurrent(target)
         try store.pin(target)
         printOut("rollback: serving \(target), pinned (runs build new versions but do not publish until homefeed-batch unpin)")

@@ -41,7 +41,7 @@ func userID(_ i: Int) -> String {
 /// Videos are drawn uniformly, or with `zipf` > 0 from a Zipf(zipf) popularity (real catalogs: a few videos are
 /// in many lists).
 func synthUsers(_ n: Int, videos: Int, entries: Int, seed: UInt64, zipf: Double = 0) -> [(id: String, list: RecommendationList)] {
-    var ids = (0..<n).map { (hash: StableHash.fnv1a64(userID($0)), id: userID($0)) }
+    var ids = (0..<n).map { (hash: StoreKey.userHash(userID($0)), id: userID($0)) }
     ids.sort { $0.hash != $1.hash ? $0.hash < $1.hash : $0.id < $1.id }
     var rng = SeededRandom(seed: seed)
     var cdf: [Double] = []

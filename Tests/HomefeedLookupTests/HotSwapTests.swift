@@ -146,6 +146,24 @@ import HomefeedTestSupport
         #expect(try h.ids("u1", "limit=2") == ["v4", "v5"])
     }
 
+    /// CURRENT naming a version of another store format (1: users keyed by plain FNV-1a, all lookups would miss):
+    /// refused with an error naming it and both formats; the served version stays and answers as before.
+    @Test(arguments: Transport.allCases)
+    func versionOfAnotherStoreFormatIsRefusedAndTheServedOneStays(_ t: Transport) throws {
+        let h = try Harness(t); defer { h.close() }
+        let good = try #require(try h.store.current())
+        let before = try h.ids("u1", "limit=3")
+        let old = try cloneVersion(h, createdAt: StandardFixture.t0 + 60, asOf: StandardFixture.t0) { $0.storeFormat = 1 }
+        #expect(try h.store.current() == old)
+        guard case .failure(let e) = h.service.reload() else { Issue.record("reload of a format-1 version succeeded"); return }
+        #expect(e.message == "version \(old) has store format 1; this build reads format 2")
+        #expect(h.service.current?.version.name == good)
+        #expect(try h.recommend("u1", "limit=3").version == good)
+        #expect(try h.ids("u1", "limit=3") == before)
+        #expect(try h.get("/readyz").status == 200)
+        #expect(metric(try h.metricsText(), "homefeed_version_load_failures_total") == 1)
+    }
+
     /// An unreadable blocklist keeps the last good one and does not stop new versions from being picked up.
     @Test(arguments: Transport.allCases)
     func unreadableBlocklistDoesNotBlockVersionSwaps(_ t: Transport) throws {

@@ -177,8 +177,9 @@ import HomefeedTestSupport
     }
 }
 
-/// Copies the served version's data into a new version with the given build time and as_of, and publishes it.
-func cloneVersion(_ h: Harness, createdAt: Int64, asOf: Int64) throws -> String {
+/// Copies the served version's data into a new version with the given build time and as_of (and `configure`'s
+/// metadata changes), and publishes it.
+func cloneVersion(_ h: Harness, createdAt: Int64, asOf: Int64, configure: (inout RunMetadata) -> Void = { _ in }) throws -> String {
     let source = try #require(h.service.current).version
     let builder = try VersionBuilder(store: h.store, createdAt: createdAt)
     let v = source.videos
@@ -195,6 +196,7 @@ func cloneVersion(_ h: Harness, createdAt: Int64, asOf: Int64) throws -> String 
     var meta = source.metadata
     meta.createdAt = createdAt
     meta.asOf = asOf
+    configure(&meta)
     try builder.finish(metadata: meta)
     try h.store.setCurrent(builder.name)
     return builder.name

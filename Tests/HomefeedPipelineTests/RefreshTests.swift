@@ -161,6 +161,20 @@ func mfAloneConfig() -> HomefeedConfig {
         #expect(throws: HomefeedError.self) {
             _ = try refreshFixture(dir: dir, config: other) { o in o.ingestShards = dir.sub("shards") }
         }
+        // A manifest from before store format 2 (no storeFormat): its keys hash differently, so it is refused.
+        let manifest = dir.sub("shards") + "/users-1-of-2.sst.json"
+        let saved = try #require(FileManager.default.contents(atPath: manifest))
+        var json = try #require(try JSONSerialization.jsonObject(with: saved) as? [String: Any])
+        #expect(json["storeFormat"] as? Int == 2)
+        json.removeValue(forKey: "storeFormat")
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: manifest))
+        do {
+            _ = try refreshFixture(dir: dir) { o in o.ingestShards = dir.sub("shards") }
+            Issue.record("expected an error")
+        } catch let e as HomefeedError {
+            #expect(e.message.contains("shard 1/2 has store format 1, this build writes format 2"), "\(e.message)")
+        }
+        try saved.write(to: URL(fileURLWithPath: manifest))
         // The matching ingest works, and the shard files stay for a retry.
         let ok = try refreshFixture(dir: dir) { o in o.ingestShards = dir.sub("shards") }
         #expect(ok.metadata.counts.personalizedUsers == 63)

@@ -13,7 +13,7 @@ struct ShardingAndConcurrencyTests {
             let shard = try ShardSpec(index: i, count: count)
             let w = try UserListWriter(path: dir + "/" + shard.fileName, shard: shard)
             #expect(w.path == dir + "/" + shard.fileName)
-            let mine = users.filter { shard.contains(hash: StableHash.fnv1a64($0.id)) }
+            let mine = users.filter { shard.contains(hash: StoreKey.userHash($0.id)) }
             for u in mine { try w.add(userID: u.id, list: u.list) }
             #expect(w.users == mine.count)
             if let path = try w.finish() { files.append(path) } else { #expect(mine.isEmpty) }
@@ -59,7 +59,7 @@ struct ShardingAndConcurrencyTests {
         try withTempStore { store, dir in
             // Only users of shards 0 and 2 (of 3): shard 1 writes nothing.
             let shards = try (0..<3).map { try ShardSpec(index: $0, count: 3) }
-            let users = Fixture.users(60).filter { !shards[1].contains(hash: StableHash.fnv1a64($0.id)) }
+            let users = Fixture.users(60).filter { !shards[1].contains(hash: StoreKey.userHash($0.id)) }
             #expect(!users.isEmpty)
             let files = try writeShards(users, count: 3, dir: dir)
             #expect(files.count == 2)

@@ -85,7 +85,8 @@ enum Fixture {
         (.language, "en", list(seed: 1003, count: 20, country: "ZZ", language: "en")),
     ]
 
-    static func metadata(personalizedUsers: Int = 1000, meanListLength: Double = 50, storeFormat: Int = 1) -> RunMetadata {
+    static func metadata(personalizedUsers: Int = 1000, meanListLength: Double = 50,
+                         storeFormat: Int = RunMetadata.currentStoreFormat) -> RunMetadata {
         var m = RunMetadata()
         m.storeFormat = storeFormat
         m.createdAt = createdAt
