@@ -188,6 +188,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var seenMaxUsers = 1_000_000
         public var seenMaxPerUser = 200
         public var seenTTLHours = 24.0
+        /// After SIGTERM/SIGINT, seconds of answering while /readyz says 503 (so load balancers move traffic
+        /// away) before stopping; 0 = stop at once.
+        public var drainSeconds = 5.0
     }
 
     public var data = Data()
@@ -223,7 +226,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "lookupd.listen", "lookupd.threads", "lookupd.max_header_bytes", "lookupd.max_body_bytes",
         "lookupd.max_connections", "lookupd.idle_timeout_seconds", "lookupd.default_limit", "lookupd.max_limit",
         "lookupd.reload_interval_seconds", "lookupd.blocklist_path", "lookupd.seen_max_users",
-        "lookupd.seen_max_per_user", "lookupd.seen_ttl_hours",
+        "lookupd.seen_max_per_user", "lookupd.seen_ttl_hours", "lookupd.drain_seconds",
     ]
 
     public init(file: ConfigFile) throws {
@@ -322,6 +325,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("lookupd.seen_max_users", &lookupd.seenMaxUsers)
         try file.int("lookupd.seen_max_per_user", &lookupd.seenMaxPerUser)
         try file.double("lookupd.seen_ttl_hours", &lookupd.seenTTLHours)
+        try file.double("lookupd.drain_seconds", &lookupd.drainSeconds)
         do { try validate() } catch let e as HomefeedError { throw HomefeedError(Self.locate(e.message, in: file), exitCode: e.exitCode) }
     }
 
@@ -418,6 +422,9 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check(store.blockCacheMB >= 0, "store.block_cache_mb must be ≥ 0")
         try check(lookupd.reloadIntervalSeconds > 0, "lookupd.reload_interval_seconds must be > 0")
         try check(lookupd.seenMaxPerUser >= 0 && lookupd.seenMaxUsers >= 0, "lookupd.seen_* must be ≥ 0")
+        // ≤ a day: a typo (minutes as seconds × 60) should not keep a replica half-alive for hours.
+        try check(lookupd.drainSeconds >= 0 && lookupd.drainSeconds <= 86400,
+                  "lookupd.drain_seconds must be in 0...86400 (0 = stop at once)")
     }
 
     /// A stable digest of the effective configuration (recorded with each version).

@@ -33,26 +33,57 @@ public final class LookupDaemon: Sendable {
         do { try server.start() } catch { service.stopWatching(); throw HomefeedError("\(error)") }
     }
 
+    /// Stops at once: no new connections, every answer already computed is sent, then open connections are
+    /// closed (clients retry on another replica).
     public func stop() {
         server.stop()
         service.stopWatching()
     }
 
-    /// Blocks until SIGINT or SIGTERM, then stops: no new connections, every answer already computed is sent,
-    /// then open connections are closed (clients retry on another replica; there is no drain period).
+    /// Starts a drain without stopping: /readyz answers 503 from now on (liveness and every other route as
+    /// before), so load balancers take this replica out of rotation. True on the first call.
+    @discardableResult
+    public func beginDrain() -> Bool { service.beginDraining() }
+
+    /// Drains, then stops: `beginDrain()`, keeps answering for `seconds` (default `[lookupd] drain_seconds`), then
+    /// `stop()`. Returns once stopped; `interrupt` being signalled during the drain (a second SIGTERM) cuts it short.
+    public func drain(seconds: Double? = nil, interrupt: DispatchSemaphore? = nil) {
+        let seconds = seconds ?? service.config.drainSeconds
+        beginDrain()
+        if seconds > 0 {
+            // A semaphore nobody signals is a plain sleep.
+            let wake = interrupt ?? DispatchSemaphore(value: 0)
+            if wake.wait(timeout: .now() + seconds) == .success { Log.info("homefeed-lookupd: second signal, not waiting for the drain") }
+        }
+        Log.info("homefeed-lookupd: stopping")
+        stop()
+    }
+
+    /// Blocks until SIGINT or SIGTERM, then drains for `[lookupd] drain_seconds` (see `drain`) and stops; a second
+    /// signal during the drain stops at once.
     public func runUntilSignalled() {
-        let done = DispatchSemaphore(value: 0)
+        let signalled = DispatchSemaphore(value: 0)
+        let received = Locked<[Int32]>([])
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { done.signal() }
+            s.setEventHandler {
+                received.withLock { $0.append(sig) }
+                signalled.signal()
+            }
             s.resume()
             sources.append(s)
         }
-        done.wait()
-        Log.info("homefeed-lookupd: stopping")
-        stop()
+        signalled.wait()
+        let name = received.withLock { $0.first } == SIGINT ? "SIGINT" : "SIGTERM"
+        let seconds = service.config.drainSeconds
+        if seconds > 0 {
+            Log.info("homefeed-lookupd: \(name), draining for \(seconds) s: /readyz answers 503, requests are still served (a second signal stops at once)")
+        } else {
+            Log.info("homefeed-lookupd: \(name) (drain_seconds = 0, no drain)")
+        }
+        drain(seconds: seconds, interrupt: signalled)
         sources.forEach { $0.cancel() }
     }
 }

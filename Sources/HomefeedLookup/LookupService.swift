@@ -18,6 +18,7 @@ public final class LookupService: HTTPHandler, Sendable {
     private let watcherStop = Atomic<Bool>(false)
     private let watcherDone = DispatchSemaphore(value: 0)
     private let watching = Atomic<Bool>(false)
+    private let draining = Atomic<Bool>(false)
     /// The HTTP server's counters, shown on /metrics once the daemon attaches its server.
     let serverStats = Mutex<(@Sendable () -> HTTPServerStats)?>(nil)
 
@@ -31,6 +32,13 @@ public final class LookupService: HTTPHandler, Sendable {
 
     /// The state requests see now (nil until a version is open).
     public var current: ServingState? { state.load() }
+
+    /// Whether the daemon is draining before a stop: /readyz answers 503, everything else is served as usual.
+    public var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Starts draining (one way: a draining replica only stops). True on the first call.
+    @discardableResult
+    public func beginDraining() -> Bool { !draining.exchange(true, ordering: .relaxed) }
 
     public func attach(serverStats: @escaping @Sendable () -> HTTPServerStats) {
         self.serverStats.withLock { $0 = serverStats }

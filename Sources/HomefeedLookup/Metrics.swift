@@ -65,7 +65,7 @@ public final class LookupMetrics: Sendable {
     public func count(source: Fallback) -> Int { sources[source.rawValue].load(ordering: .relaxed) }
 
     /// The Prometheus text exposition (version 0.0.4).
-    func render(state: ServingState?, server: HTTPServerStats?, seenUsers: Int) -> String {
+    func render(state: ServingState?, server: HTTPServerStats?, seenUsers: Int, draining: Bool) -> String {
         var o = ""
         o += "# HELP homefeed_requests_total Requests by route and status.\n# TYPE homefeed_requests_total counter\n"
         for r in Route.allCases {
@@ -107,6 +107,7 @@ public final class LookupMetrics: Sendable {
             o += "# HELP homefeed_served_segment_lists Cold-start segment lists in the served version.\n# TYPE homefeed_served_segment_lists gauge\nhomefeed_served_segment_lists \(st.segmentLists.count)\n"
         }
         o += "# TYPE homefeed_ready gauge\nhomefeed_ready \(state == nil ? 0 : 1)\n"
+        o += "# HELP homefeed_draining 1 from SIGTERM/SIGINT until the stop: /readyz answers 503, requests are still served.\n# TYPE homefeed_draining gauge\nhomefeed_draining \(draining ? 1 : 0)\n"
         o += "# TYPE homefeed_seen_memory_users gauge\nhomefeed_seen_memory_users \(seenUsers)\n"
         if let s = server {
             o += "# TYPE homefeed_http_open_connections gauge\nhomefeed_http_open_connections \(s.openConnections)\n"

@@ -8,6 +8,9 @@ extension LookupService {
     public func handle(_ request: borrowing HTTPRequest, _ response: inout HTTPResponse) {
         let t0 = TimeFormat.monotonic()
         let route = dispatch(request, &response)
+        // While draining, kept-alive clients (a load balancer's pooled connections among them) are asked to
+        // reconnect, so their next request goes to a replica that is still in rotation.
+        if isDraining { response.closeConnection = true }
         metrics.record(route: route, status: response.status, seconds: TimeFormat.monotonic() - t0)
     }
 
@@ -58,7 +61,9 @@ extension LookupService {
         case .healthz:
             response.body.append(contentsOf: #"{"status":"ok"}"#.utf8)
         case .readyz:
-            if let s = current {
+            if isDraining {
+                response.setError(503, "draining: homefeed-lookupd is shutting down, send traffic to another replica")
+            } else if let s = current {
                 response.body.append(contentsOf: #"{"status":"ready","version":"#.utf8)
                 response.body.append(contentsOf: JSONText.escaped(s.version.name))
                 response.body.append(UInt8(ascii: "}"))
@@ -68,7 +73,8 @@ extension LookupService {
         case .metrics:
             response.contentType = "text/plain; version=0.0.4"
             let stats = serverStats.withLock { $0 }?()
-            response.body.append(contentsOf: metrics.render(state: current, server: stats, seenUsers: seen.userCount).utf8)
+            response.body.append(contentsOf: metrics.render(state: current, server: stats, seenUsers: seen.userCount,
+                                                                draining: isDraining).utf8)
         default:  // .version
             guard let s = current else { response.setError(503, "no store version is open yet"); return .version }
             let enc = JSONEncoder()

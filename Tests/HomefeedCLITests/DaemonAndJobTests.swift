@@ -60,7 +60,10 @@ struct LookupDaemonProcessTests {
         let user = String(exportLine.split(separator: "\t")[0])
         let expected = exportLine.split(separator: "\t")[1].split(separator: ",").prefix(5).map(String.init)
 
-        let d = try Daemon(store: store, in: dir); defer { d.kill() }
+        // A drain far longer than the test: the second signal has to end it.
+        let conf = dir.sub("drain.toml")
+        try "[lookupd]\ndrain_seconds = 120\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let d = try Daemon(store: store, in: dir, extra: ["--config", conf]); defer { d.kill() }
         #expect(poll(timeout: 30, interval: 0.1) { d.get("/readyz")?.status == 200 }, "never ready: \(d.process.stderr)")
         let ready = try #require(d.get("/readyz"))
         #expect(ready.bodyString == #"{"status":"ready","version":"\#(v1)"}"#)
@@ -87,9 +90,18 @@ struct LookupDaemonProcessTests {
         #expect(d.process.isRunning)
         #expect(d.process.pid > 0)
 
-        // SIGTERM: a clean stop, exit 0.
+        // SIGTERM: draining — not ready, still alive and serving the same list.
         d.process.signal(SIGTERM)
-        #expect(d.process.wait(timeout: 15), "did not stop within 15 s of SIGTERM")
+        #expect(poll(timeout: 15, interval: 0.05) { d.get("/readyz")?.status == 503 }, "readiness did not fail: \(d.process.stderr)")
+        #expect(d.get("/readyz")?.bodyString.contains("draining") == true)
+        #expect(d.get("/healthz")?.status == 200)
+        let draining = try #require(d.get("/v1/users/\(user)/recommendations?limit=5"))
+        #expect(draining.status == 200, "\(draining.bodyString)")
+        #expect(d.process.isRunning)
+        #expect(d.process.stderr.contains("homefeed-lookupd: SIGTERM, draining for 120.0 s"), "\(d.process.stderr)")
+        // A second signal: a clean stop at once, exit 0.
+        d.process.signal(SIGTERM)
+        #expect(d.process.wait(timeout: 15), "did not stop within 15 s of the second SIGTERM")
         let r = d.process.result(timeout: 1)
         #expect(r.status == 0 && !r.signalled, "\(r)")
         #expect(r.stderr.contains("homefeed-lookupd: stopping"), "\(r)")
@@ -100,7 +112,9 @@ struct LookupDaemonProcessTests {
         let data = try generate(dir)
         let store = dir.sub("store")
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
-        let d = try Daemon(store: store, in: dir); defer { d.kill() }
+        let conf = dir.sub("no-drain.toml")
+        try "[lookupd]\ndrain_seconds = 0\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let d = try Daemon(store: store, in: dir, extra: ["--config", conf]); defer { d.kill() }
         #expect(poll(timeout: 30, interval: 0.1) { d.get("/healthz")?.status == 200 })
         #expect(d.get("/readyz")?.status == 503)
         let r = try batch("run", "--data", data, "--store", store, "--quiet", in: dir)
@@ -108,10 +122,12 @@ struct LookupDaemonProcessTests {
         let v1 = try #require(current(store))
         #expect(poll(timeout: 20, interval: 0.1) { d.get("/readyz")?.status == 200 }, "never became ready")
         #expect(d.servedVersion() == v1)
+        // drain_seconds = 0: one SIGINT stops at once.
         d.process.signal(SIGINT)
         #expect(d.process.wait(timeout: 15))
         let end = d.process.result(timeout: 1)
         #expect(end.status == 0 && !end.signalled, "\(end)")
+        #expect(end.stderr.contains("homefeed-lookupd: SIGINT (drain_seconds = 0, no drain)"), "\(end)")
     }
 
     @Test func refusesAMissingStoreOrABusyPort() throws {

@@ -86,6 +86,10 @@ import Testing
         let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\n[rank]\nranker_pool = 7\nranker_split = \"time\"\n"))
         #expect(ii.itemItem == { var i = HomefeedConfig.ItemItem(); i.videos = 100; i.regularization = 3.5; i.weight = 0; return i }())
         #expect(ii.rank.rankerPool == 7 && ii.rank.rankerSplit == "time" && HomefeedConfig().rank.rankerSplit == "random")
+        #expect(HomefeedConfig().lookupd.drainSeconds == 5)
+        #expect(try HomefeedConfig(file: ConfigFile(text: "[lookupd]\ndrain_seconds = 0\n")).lookupd.drainSeconds == 0)
+        #expect(try HomefeedConfig(file: ConfigFile(text: "[lookupd]\ndrain_seconds = 12.5\n")).lookupd.drainSeconds == 12.5)
+        #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[lookupd]\ndrain_seconds = 5s\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_sise = 5\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = abc\n")) }
         #expect(throws: HomefeedError.self) { try HomefeedConfig(file: ConfigFile(text: "[refresh]\nlist_size = 0\n")) }
@@ -113,6 +117,9 @@ import Testing
         ("[item_item]\nweight = -1\n", "item_item.weight must be ≥ 0 (c.toml:2: item_item.weight = -1)"),
         ("[rank]\nranker_pool = -1\n", "(c.toml:2: rank.ranker_pool = -1)"),
         ("[rank]\nranker_split = \"newest\"\n", "rank.ranker_split must be time or random (got 'newest') (c.toml:2: rank.ranker_split = newest)"),
+        ("[lookupd]\nthreads = 2\ndrain_seconds = -1\n",
+         "lookupd.drain_seconds must be in 0...86400 (0 = stop at once) (c.toml:3: lookupd.drain_seconds = -1)"),
+        ("[lookupd]\ndrain_seconds = inf\n", "(c.toml:2: lookupd.drain_seconds = inf)"),
     ])
     func outOfRangeValuesNameTheirLine(_ text: String, _ expected: String) throws {
         do {
