@@ -17,17 +17,19 @@ public struct RankerFitInfo: Codable, Sendable, Equatable {
     public var ndcgMF = 0.0
     public var ndcgTwoTower = 0.0
     public var weights: [String: Double] = [:]
-    /// Share of the interactions held out to label the candidates.
+    /// Share of the interactions held out to label the candidates, and which ones (`[rank] ranker_split`: "random"
+    /// or "time"; nil in models fitted before the option, which held out at random).
     public var heldOutShare = 0.0
+    public var split: String?
     /// What ranks: "learned" (the fitted combination), or "mf_ranking" / "two_tower" when one model's ranking alone
     /// is not clearly beaten on the held-back users ("mf_z" in rankers fitted before the item-item model).
     public var chosen = "learned"
 }
 
 /// Fits the ranking stage's `LinearRanker`: hold out `[rank] ranker_validation_fraction` of each user's
-/// interactions (a seeded random share, or the newest with `ranker_split = "time"`), train MF and the two-tower model on the rest, gather every sampled user's candidates exactly as
-/// the refresh does, label a candidate 1 when the user engaged with it in the held-out part, and fit the listwise
-/// ranker on those groups.
+/// interactions (a seeded random share, or the newest with `ranker_split = "time"`), train MF and the two-tower
+/// model on the rest, gather every sampled user's candidates exactly as the refresh does, label a candidate 1 when
+/// the user engaged with it in the held-out part, and fit the listwise ranker on those groups.
 enum RankerFit {
     /// The fitted ranker, and — when the held-out part is a negligible share of the data (≤ 2 %: a large dataset,
     /// where only `ranker_users` users hold interactions out) — the fold's two-tower model, which then serves as
@@ -94,8 +96,9 @@ enum RankerFit {
         }
         for (n, w) in zip(ranker.names, ranker.weights) { info.weights[n] = Double(w) }
         info.heldOutShare = heldShare
+        info.split = config.rank.rankerSplit
         if !quiet {
-            Log.info("ranker: \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF ranking \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
+            Log.info("ranker (\(info.split ?? "random") fold): \(info.users) users, \(info.candidates) candidates, \(info.positives) positives; held-back nDCG@10 ranker \(Format.fixed(info.ndcgRanker, 4)), MF ranking \(Format.fixed(info.ndcgMF, 4)), two-tower alone \(Format.fixed(info.ndcgTwoTower, 4)): ranking by \(info.chosen)")
         }
         return Result(ranker: ranker, info: info, twoTower: heldShare <= 0.02 ? (ttModel, ttInfo) : nil)
     }

@@ -143,6 +143,17 @@ func mfAloneConfig() -> HomefeedConfig {
         #expect(FileManager.default.contents(atPath: a) == FileManager.default.contents(atPath: b))
     }
 
+    /// `[rank] ranker_split` picks the fold the ranking is fitted and chosen on; the model records which.
+    @Test func rankerFoldIsRecordedWithTheModel() throws {
+        for split in ["random", "time"] {
+            let dir = TempDir(); defer { dir.remove() }
+            var c = HomefeedConfig(); c.rank.rankerSplit = split
+            let fit = try #require(try trainFixture(dir: dir, config: c).rankerFit)
+            #expect(fit.split == split)
+            #expect(fit.users > 0 && fit.positives > 0 && fit.heldOutShare > 0 && fit.heldOutShare < 0.2)
+        }
+    }
+
     @Test func ingestRefusesShardsOfAnotherRunAndKeepsTheFiles() throws {
         let dir = TempDir(); defer { dir.remove() }
         try trainFixture(dir: dir)
