@@ -30,7 +30,7 @@ struct ShardManifest: Codable {
     func write(to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try replaceFileSynced(path, enc.encode(self))
     }
 
     struct Collected {

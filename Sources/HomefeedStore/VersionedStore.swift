@@ -140,21 +140,20 @@ public final class VersionedStore: @unchecked Sendable {  // immutable after ini
         return deleted
     }
 
-    /// Writes `text` to `path` so that readers see either the old or the new content, also across a crash:
-    /// temp file, fsync, rename over, fsync the directory.
+    /// Writes `text` to `path` so that readers see either the old or the new content, also across a crash.
     func atomicWrite(_ path: String, _ text: String) throws {
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HomefeedError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        var ok = true
-        var t = text
-        t.withUTF8 { p in ok = write(fd, p.baseAddress, p.count) == p.count }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok else { throw HomefeedError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        guard rename(tmp, path) == 0 else { throw HomefeedError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
-        try fsyncDirectory(root)
+        try replaceFileSynced(path, Array(text.utf8))
     }
+}
+
+/// Replaces the file at `path` so that readers see either the old or the new content, also across a crash: a temp
+/// file beside it (same filesystem), fsync, rename over, fsync the directory. (Foundation's `.atomic` writes go
+/// through a /tmp directory it never removes.)
+public func replaceFileSynced(_ path: String, _ bytes: some ContiguousBytes) throws {
+    let tmp = path + ".tmp"
+    try writeFileSynced(tmp, bytes)
+    guard rename(tmp, path) == 0 else { throw HomefeedError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+    try fsyncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
 }
 
 /// fsync of a directory, so a rename or a new entry in it survives a crash.

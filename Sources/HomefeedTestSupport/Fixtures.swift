@@ -45,9 +45,9 @@ public struct FixtureDataset {
         for x in videos { v += "\(x.id),\(x.language),\(x.duration),\(x.published),\(csv(x.title)),\(x.tags),,\(x.availability)\n" }
         var i = "user_id,video_id,event,watch_seconds,timestamp,device,query\n"
         for x in events { i += "\(x.user),\(x.video),\(x.event),\(x.watchSeconds),\(x.time),mobile,\n" }
-        try u.write(toFile: dir + "/users.csv", atomically: true, encoding: .utf8)
-        try v.write(toFile: dir + "/videos.csv", atomically: true, encoding: .utf8)
-        try i.write(toFile: dir + "/interactions.csv", atomically: true, encoding: .utf8)
+        try u.write(toFile: dir + "/users.csv", atomically: false, encoding: .utf8)
+        try v.write(toFile: dir + "/videos.csv", atomically: false, encoding: .utf8)
+        try i.write(toFile: dir + "/interactions.csv", atomically: false, encoding: .utf8)
     }
 
     private func csv(_ s: String) -> String {

@@ -137,9 +137,8 @@ func writeClustered(prefix: String, queries nq: Int, items ni: Int, dim d: Int, 
     let queries = draw(nq, spread: querySpread, normSigma: 0.3)
     for (name, v) in [("items", items), ("queries", queries)] {
         let path = "\(prefix).\(name).f32"
-        guard FileManager.default.createFile(atPath: path, contents: v.withUnsafeBufferPointer { Data(buffer: $0) }) else {
-            throw HomefeedError("topk: cannot write \(path)")
-        }
+        do { try v.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: path)) }
+        catch { throw HomefeedError("topk: cannot write \(path): \(error)") }
         print("wrote \(path) (\(v.count / d) x \(d) float32, \(v.count * 4) bytes)")
     }
 }

@@ -143,7 +143,7 @@ do {
         // Every filter is live: a 100-video blocklist, a seen memory holding 10 k users, and a query with a
         // region, an age limit and an exclude list (the ids are the synth-store's `v<index>`).
         let blocklist = dir + "/../bench-blocklist.txt"
-        try (0..<100).map { "v\($0 * 1999)" }.joined(separator: "\n").write(toFile: blocklist, atomically: true, encoding: .utf8)
+        try (0..<100).map { "v\($0 * 1999)" }.joined(separator: "\n").write(toFile: blocklist, atomically: false, encoding: .utf8)
         config.lookupd.blocklistPath = blocklist
         defer { try? FileManager.default.removeItem(atPath: blocklist) }
         let service = LookupService(storeDir: dir, config: config)

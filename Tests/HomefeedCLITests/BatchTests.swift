@@ -308,7 +308,7 @@ struct BatchCommandTests {
         let metaPath = store + "/versions/\(v1)/meta.json"
         let meta = try String(contentsOfFile: metaPath, encoding: .utf8)
         #expect(meta.contains("\"storeFormat\" : 2"))
-        try meta.replacingOccurrences(of: "\"storeFormat\" : 2", with: "\"storeFormat\" : 1").write(toFile: metaPath, atomically: true, encoding: .utf8)
+        try meta.replacingOccurrences(of: "\"storeFormat\" : 2", with: "\"storeFormat\" : 1").write(toFile: metaPath, atomically: false, encoding: .utf8)
         let refused = try batch("rollback", "--store", store, "--to", v1, in: dir)
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.stderr.contains("version \(v1) has store format 1; this build reads format 2"), "\(refused)")

@@ -62,7 +62,7 @@ struct LookupDaemonProcessTests {
 
         // A drain far longer than the test: the second signal has to end it.
         let conf = dir.sub("drain.toml")
-        try "[lookupd]\ndrain_seconds = 120\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        try "[lookupd]\ndrain_seconds = 120\n".write(toFile: conf, atomically: false, encoding: .utf8)
         let d = try Daemon(store: store, in: dir, extra: ["--config", conf]); defer { d.kill() }
         #expect(poll(timeout: 30, interval: 0.1) { d.get("/readyz")?.status == 200 }, "never ready: \(d.process.stderr)")
         let ready = try #require(d.get("/readyz"))
@@ -113,7 +113,7 @@ struct LookupDaemonProcessTests {
         let store = dir.sub("store")
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         let conf = dir.sub("no-drain.toml")
-        try "[lookupd]\ndrain_seconds = 0\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        try "[lookupd]\ndrain_seconds = 0\n".write(toFile: conf, atomically: false, encoding: .utf8)
         let d = try Daemon(store: store, in: dir, extra: ["--config", conf]); defer { d.kill() }
         #expect(poll(timeout: 30, interval: 0.1) { d.get("/healthz")?.status == 200 })
         #expect(d.get("/readyz")?.status == 503)

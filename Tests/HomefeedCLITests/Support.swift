@@ -78,8 +78,9 @@ final class Spawned {
         let base = outputDir + "/proc-\(n)-" + URL(fileURLWithPath: executable).lastPathComponent
         stdoutPath = base + ".out"; stderrPath = base + ".err"
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        // (Not FileManager.createFile: on Linux it writes through a /tmp/TemporaryDirectory.* it leaves behind.)
+        try Data().write(to: URL(fileURLWithPath: stdoutPath))
+        try Data().write(to: URL(fileURLWithPath: stderrPath))
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         defer { try? out.close(); try? err.close() }
@@ -178,7 +179,7 @@ func lines(_ s: String) -> [String] {
 func readText(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
 
 func writeText(_ path: String, _ text: String) throws {
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
 }
 
 func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }

@@ -25,7 +25,7 @@ final class TempDir {
         let full = path + "/" + name
         let dir = (full as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: full, contents: Data(bytes))
+        try? Data(bytes).write(to: URL(fileURLWithPath: full))
         return full
     }
 

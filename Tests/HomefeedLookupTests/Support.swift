@@ -250,7 +250,7 @@ func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -
 
 /// Writes `text` to `path` atomically (temp file + rename), as an operator's tooling would.
 func writeFile(_ path: String, _ text: String) throws {
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
 }
 
 /// Runs `body(i)` on `count` real threads (blocking socket I/O stays off the test's cooperative pool) and waits.

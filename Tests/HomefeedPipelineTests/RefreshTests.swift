@@ -257,7 +257,7 @@ func mfAloneConfig() -> HomefeedConfig {
         let path = dir.sub("data") + "/interactions.csv"
         var text = try String(contentsOfFile: path, encoding: .utf8)
         text += "u1,nope,watch,10,\(StandardFixture.t0),mobile,\n"
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
         var config = HomefeedConfig(); config.data.maxBadRowFraction = 0.5
         let s = try refreshFixture(dir: dir, config: config)
         #expect(s.metadata.counts.badRows == 1)

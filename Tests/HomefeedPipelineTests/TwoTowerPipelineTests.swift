@@ -23,7 +23,7 @@ func smallModels() -> HomefeedConfig {
     /// Rewrites a CSV file with its data rows in reverse order (so a reload interns ids at other indices).
     func reverseRows(_ path: String) throws {
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: true)
-        try ([lines[0]] + lines.dropFirst().reversed()).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try ([lines[0]] + lines.dropFirst().reversed()).joined(separator: "\n").appending("\n").write(toFile: path, atomically: false, encoding: .utf8)
     }
 
     func entries(_ rows: FeatureRows, _ r: Int) -> [String] {
