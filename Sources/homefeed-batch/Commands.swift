@@ -76,7 +76,7 @@ enum Commands {
             .init("shard", "I/N", "compute only shard I of N of the users and write users-I-of-N.sst (no version)"),
             .init("shard-out", "DIR", "where --shard writes its SST (default STORE/shards)"),
             .init("ingest-shards", "DIR", "build the version from the users-I-of-N.sst files of --shard jobs in DIR"),
-            .init("train", nil, "train a new MF model first (as homefeed-batch train); default: the newest saved model (one is trained when the store has none)"),
+            .init("train", nil, "train new models first (as homefeed-batch train); default: the newest saved models (trained when the store has none)"),
             .init("threads", "N", "worker threads (default: all cores)"),
             .init("force", nil, "publish even when the publish guard objects"),
             .init("quiet", nil, "no progress output"),
@@ -112,8 +112,8 @@ enum Commands {
             .init("store", "DIR", "store directory; the model is saved under STORE/models (required)"),
             .init("config", "FILE", "config file (default: built-in defaults, documented in conf/homefeed.toml)"),
             .init("now", "TIME", "the data's now, Unix seconds or ISO 8601 (default: the newest interaction)"),
-            .init("tune", nil, "search the [mf] grid on a validation split carved from the data (mf.tune = on)"),
-            .init("no-tune", nil, "fit with the [mf] settings as configured (mf.tune = off)"),
+            .init("tune", nil, "search the MF, item-to-item and ranking-weight grid on a validation split carved from the data (mf.tune = on)"),
+            .init("no-tune", nil, "fit with the [mf] and [item_item] settings as configured (mf.tune = off)"),
             .init("threads", "N", "worker threads (default: all cores)"),
             .init("quiet", nil, "no progress output"),
         ], argv)
@@ -196,7 +196,8 @@ enum Commands {
             let pad = { (s: String, n: Int) in s + String(repeating: " ", count: max(1, n - s.count)) }
             if let m = try? store.metadata(of: v) {
                 printOut(pad(v, 28) + pad(state, 17) + pad(TimeFormat.iso8601(m.createdAt), 22) + pad(TimeFormat.iso8601(m.asOf), 22)
-                         + pad(String(m.counts.personalizedUsers), 11) + pad(Format.fixed(m.counts.meanListLength, 1), 10) + String(m.counts.popularLists))
+                         + pad(String(m.counts.personalizedUsers), 11) + pad(Format.fixed(m.counts.meanListLength, 1), 10) + String(m.counts.popularLists)
+                         + (m.storeFormat == RunMetadata.currentStoreFormat ? "" : "  (store format \(m.storeFormat): this build cannot serve it)"))
             } else {
                 printOut(pad(v, 28) + pad(state, 17) + "(unreadable meta.json)")
             }
@@ -222,8 +223,12 @@ enum Commands {
             }
             target = previous
         }
-        // Pinning CURRENT to a version the daemons refuse would leave them on the old one and block publishing.
-        if let m = try? store.metadata(of: target) { try m.checkStoreFormat(version: target) }
+        // Pinning CURRENT to a version the daemons refuse would leave them on the old one and block publishing:
+        // the target must be of this build's store format and open as the daemon opens it.
+        try store.metadata(of: target).checkStoreFormat(version: target)
+        do { _ = try StoreVersion(store: store, name: target) } catch let e as HomefeedError {
+            throw HomefeedError("rollback: \(target) cannot be served: \(e.message)")
+        }
         try store.setCurrent(target)
         try store.pin(target)
         printOut("rollback: serving \(target), pinned (runs build new versions but do not publish until homefeed-batch unpin)")

@@ -5,9 +5,9 @@ import HomefeedCore
 let commands: [(name: String, summary: String, run: ([String]) throws -> Void)] = [
     ("generate", "write a deterministic synthetic dataset", Commands.generate),
     ("import-movielens", "convert MovieLens into the input contract", Commands.importMovieLens),
-    ("train", "fit the MF model (daily) and save it into the store", Commands.train),
+    ("train", "fit MF, the item-to-item model, the two-tower model and the ranker (daily); save them in the store", Commands.train),
     ("run", "refresh: compute every active user's list and publish a new store version", Commands.run),
-    ("eval", "offline evaluation: holdout split, MF vs the popularity baseline", Commands.eval),
+    ("eval", "offline evaluation on a holdout: popular, MF, two-tower and hybrid side by side, cold users, fresh videos", Commands.eval),
     ("versions", "list the store's versions", Commands.versions),
     ("rollback", "serve an earlier version and pin it", Commands.rollback),
     ("unpin", "let the next run publish again after a rollback", Commands.unpin),

@@ -18,9 +18,13 @@ do {
         printOut(args.helpText + """
 
         endpoints:
-          GET  /v1/users/{id}/recommendations?region=CC&lang=LL&limit=N&exclude=v1,v2&max_age_hours=H
+          GET  /v1/users/{id}/recommendations?region=CC&lang=LL&age=A&gender=G&limit=N&exclude=v1,v2&max_age_hours=H
+               (unknown users: the segment list of region × lang × age × gender when published, else popular lists)
           POST /v1/users/{id}/seen            body: ["v1","v2"]
           GET  /healthz  /readyz  /metrics  /v1/version
+
+        signals: SIGTERM/SIGINT drain for [lookupd] drain_seconds (/readyz 503, requests still served), then stop;
+        a second signal stops at once. New store versions are picked up without a restart.
         """)
         exit(0)
     }

@@ -313,6 +313,18 @@ struct BatchCommandTests {
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.stderr.contains("version \(v1) has store format 1; this build reads format 2"), "\(refused)")
         #expect(current(store) == v2 && pinned(store) == v2)
+        let listed = try batch("versions", "--store", store, in: dir)
+        #expect(listed.stdout.split(separator: "\n").first { $0.hasPrefix(v1) }?.hasSuffix("(store format 1: this build cannot serve it)") == true, "\(listed)")
+        #expect(listed.stdout.split(separator: "\n").first { $0.hasPrefix(v2) }?.contains("store format") == false)
+        // A damaged version (its table files gone): it would not open in the daemons, so rollback refuses it too.
+        let v4Dir = store + "/versions/\(v4)"
+        for f in try FileManager.default.contentsOfDirectory(atPath: v4Dir) where f.hasSuffix(".sst") {
+            try FileManager.default.removeItem(atPath: v4Dir + "/" + f)
+        }
+        let damaged = try batch("rollback", "--store", store, "--to", v4, in: dir)
+        #expect(damaged.status == 1, "\(damaged)")
+        #expect(damaged.stderr.contains("rollback: \(v4) cannot be served"), "\(damaged)")
+        #expect(current(store) == v2 && pinned(store) == v2)
     }
 
     // MARK: 5. Publish guard
