@@ -133,6 +133,43 @@ func smallModels() -> HomefeedConfig {
         #expect(tops.count >= 2, "users with different features got the same lists")
     }
 
+    /// Cold-start users' two-tower lists follow their demographics: with the same saved model, the same country,
+    /// language and catalog, changing only a user's age bucket and gender changes their retrieved top 10, while an
+    /// unchanged copy of the data gives the same lists (so the change, not chance, moved them).
+    @Test func coldStartListsFollowDemographics() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        _ = try Generator.generate(GeneratorConfig(users: 1500, videos: 400, seed: 9), out: dir.sub("data"), progress: false)
+        let config = smallModels()
+        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
+        let history = UserHistory(data)
+        let asOf = try #require(data.newestInteraction)
+        let model = try Train.fit(data, history: history, config: config, asOf: asOf, tune: "off", previous: nil, quiet: true)
+        let cold = (0..<Int32(data.users.count)).filter { !history.hasHistory(Int($0)) }
+        #expect(cold.count >= 10, "generated users without history: \(cold.count)")
+        var moved = data
+        for u in cold.map(Int.init) {
+            moved.users.age[u] = data.users.age[u] < 35 ? 60 : 20
+            moved.users.gender[u] = data.users.gender[u] == .female ? .male : .female
+        }
+        func top10(_ d: Dataset) throws -> [[Int32]] {
+            let tt = TwoTowerSource(model: try #require(model.twoTower), info: try #require(model.info.twoTower), name: "m",
+                                    data: d, history: history, asOf: asOf, config: config, threads: 2)
+            let scorers = Scorers(data: d, asOf: asOf, config: config, mf: nil, twoTower: tt, ranker: nil, mode: .twoTower)
+            var mfTiming = MFTiming(), ttTiming = (embed: 0.0, retrieval: 0.0)
+            let block = Refresh.retrieve(cold[...], data: d, history: history, scorers: scorers, config: config,
+                                         threads: 2, mfTiming: &mfTiming, ttTiming: &ttTiming)
+            return try cold.indices.map { k in
+                let t = try #require(block.candidates(k, user: cold[k], data: d).twoTower)
+                return Array(t.top.ids[(t.row * t.top.k)..<(t.row * t.top.k + min(10, Int(t.top.counts[t.row])))])
+            }
+        }
+        let before = try top10(data), again = try top10(data), after = try top10(moved)
+        #expect(before == again)
+        #expect(before.allSatisfy { $0.count == 10 })
+        let changed = zip(before, after).filter { $0 != $1 }.count
+        #expect(changed * 10 >= cold.count * 8, "only \(changed) of \(cold.count) cold users' lists moved with their demographics")
+    }
+
     /// The ranking features of a candidate are what they claim: the MF score x_u·y_v (z-scored over the user's
     /// candidates), the two-tower score e_u·e_v, the sources' scores, the video's prior and age.
     @Test func rankingFeaturesAreTheModelsScores() throws {
