@@ -153,7 +153,8 @@ public func replaceFileSynced(_ path: String, _ bytes: some ContiguousBytes) thr
     let tmp = path + ".tmp"
     try writeFileSynced(tmp, bytes)
     guard rename(tmp, path) == 0 else { throw HomefeedError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
-    try fsyncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+    let dir = (path as NSString).deletingLastPathComponent
+    try fsyncDirectory(dir.isEmpty ? "." : dir)
 }
 
 /// fsync of a directory, so a rename or a new entry in it survives a crash.

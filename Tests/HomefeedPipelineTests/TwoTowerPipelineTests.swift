@@ -19,6 +19,18 @@ func smallModels() -> HomefeedConfig {
     return c
 }
 
+/// Generated data (`g`) in `dir`, loaded, with both models fitted on it by `Train.fit` (smallModels, no tuning).
+func trainedSmallModels(_ g: GeneratorConfig, _ dir: TempDir) throws
+    -> (config: HomefeedConfig, data: Dataset, history: UserHistory, asOf: Int64, model: MFModel) {
+    _ = try Generator.generate(g, out: dir.sub("data"), progress: false)
+    let config = smallModels()
+    let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
+    let history = UserHistory(data)
+    let asOf = try #require(data.newestInteraction)
+    let model = try Train.fit(data, history: history, config: config, asOf: asOf, tune: "off", previous: nil, quiet: true)
+    return (config, data, history, asOf, model)
+}
+
 @Suite struct TwoTowerPipelineTests {
     /// Rewrites a CSV file with its data rows in reverse order (so a reload interns ids at other indices).
     func reverseRows(_ path: String) throws {
@@ -138,12 +150,7 @@ func smallModels() -> HomefeedConfig {
     /// unchanged copy of the data gives the same lists (so the change, not chance, moved them).
     @Test func coldStartListsFollowDemographics() throws {
         let dir = TempDir(); defer { dir.remove() }
-        _ = try Generator.generate(GeneratorConfig(users: 1500, videos: 400, seed: 9), out: dir.sub("data"), progress: false)
-        let config = smallModels()
-        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
-        let history = UserHistory(data)
-        let asOf = try #require(data.newestInteraction)
-        let model = try Train.fit(data, history: history, config: config, asOf: asOf, tune: "off", previous: nil, quiet: true)
+        let (config, data, history, asOf, model) = try trainedSmallModels(GeneratorConfig(users: 1500, videos: 400, seed: 9), dir)
         let cold = (0..<Int32(data.users.count)).filter { !history.hasHistory(Int($0)) }
         #expect(cold.count >= 10, "generated users without history: \(cold.count)")
         var moved = data
@@ -174,12 +181,7 @@ func smallModels() -> HomefeedConfig {
     /// candidates), the two-tower score e_u·e_v, the sources' scores, the video's prior and age.
     @Test func rankingFeaturesAreTheModelsScores() throws {
         let dir = TempDir(); defer { dir.remove() }
-        _ = try Generator.generate(GeneratorConfig(users: 600, videos: 300, seed: 4), out: dir.sub("data"), progress: false)
-        let config = smallModels()
-        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
-        let history = UserHistory(data)
-        let asOf = try #require(data.newestInteraction)
-        let model = try Train.fit(data, history: history, config: config, asOf: asOf, tune: "off", previous: nil, quiet: true)
+        let (config, data, history, asOf, model) = try trainedSmallModels(GeneratorConfig(users: 600, videos: 300, seed: 4), dir)
         let mf = MFSource(model: model, data: data, config: config, threads: 2)
         let tt = TwoTowerSource(model: try #require(model.twoTower), info: try #require(model.info.twoTower), name: "m",
                                 data: data, history: history, asOf: asOf, config: config, threads: 2)
