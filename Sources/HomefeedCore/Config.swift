@@ -88,7 +88,22 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         public var regularization = 8.0
         /// MF ranking: + weight · z(item-item score), z-scored over the user's candidates (0 = not used).
         public var weight = 0.5
+        /// Co-watch window h, in engagements: two videos of a user weigh far_weight + (1 − far_weight) · exp(−d / h)
+        /// in the fit, d = how many of the user's engagements apart they are by time (0 = every pair weighs 1).
+        public var window = 0.0
+        /// What two videos far apart in a user's history still weigh, with a window.
+        public var farWeight = 0.25
         public init() {}
+        // Models saved before the window existed decode with window 0, the fit they were made with.
+        enum CodingKeys: String, CodingKey { case videos, regularization, weight, window, farWeight }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            videos = try c.decode(Int.self, forKey: .videos)
+            regularization = try c.decode(Double.self, forKey: .regularization)
+            weight = try c.decode(Double.self, forKey: .weight)
+            window = try c.decodeIfPresent(Double.self, forKey: .window) ?? 0
+            farWeight = try c.decodeIfPresent(Double.self, forKey: .farWeight) ?? 0.25
+        }
     }
     /// The two-tower model (docs/MODELS.md): feature encoders, training, retrieval. Trained with MF by `train`.
     public struct TwoTower: Sendable, Equatable, Codable {
@@ -214,7 +229,7 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         "mf.long_watch_weight", "mf.partial_watch_weight", "mf.like_weight", "mf.share_weight", "mf.comment_weight",
         "mf.dislike_weight", "mf.recent_boost", "mf.recent_half_rank", "mf.popularity_weight", "mf.trending_weight", "mf.tune", "mf.tune_max_pairs", "mf.tune_split",
         "mf.validation_fraction", "mf.retrieval", "mf.ivf_min_videos", "mf.ivf_cells", "mf.ivf_probe", "mf.keep_models",
-        "mf.seed", "mf.threads", "item_item.videos", "item_item.regularization", "item_item.weight",
+        "mf.seed", "mf.threads", "item_item.videos", "item_item.regularization", "item_item.weight", "item_item.window", "item_item.far_weight",
         "two_tower.enabled", "two_tower.field_dim", "two_tower.hidden", "two_tower.output", "two_tower.id_buckets",
         "two_tower.token_buckets", "two_tower.history_length", "two_tower.history_half_rank", "two_tower.training_history", "two_tower.epochs",
         "two_tower.batch_size", "two_tower.learning_rate", "two_tower.temperature", "two_tower.random_negatives",
@@ -273,6 +288,8 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try file.int("item_item.videos", &itemItem.videos)
         try file.double("item_item.regularization", &itemItem.regularization)
         try file.double("item_item.weight", &itemItem.weight)
+        try file.double("item_item.window", &itemItem.window)
+        try file.double("item_item.far_weight", &itemItem.farWeight)
         try file.int("mf.keep_models", &mf.keepModels)
         try file.int("mf.seed", &mf.seed)
         try file.int("mf.threads", &mf.threads)
@@ -397,6 +414,8 @@ public struct HomefeedConfig: Sendable, Equatable, Codable {
         try check((0...16384).contains(itemItem.videos), "item_item.videos must be in 0...16384 (a dense videos² model)")
         try check(itemItem.regularization > 0, "item_item.regularization must be > 0")
         try check(itemItem.weight >= 0, "item_item.weight must be ≥ 0")
+        try check(itemItem.window >= 0, "item_item.window must be ≥ 0")
+        try check((0...1).contains(itemItem.farWeight), "item_item.far_weight must be in 0...1")
         try check(mf.threads >= 0, "mf.threads must be ≥ 0")
         try check([twoTower.fieldDim, twoTower.hidden, twoTower.output, twoTower.idBuckets, twoTower.tokenBuckets,
                    twoTower.historyLength, twoTower.epochs, twoTower.batchSize].allSatisfy { $0 >= 1 },

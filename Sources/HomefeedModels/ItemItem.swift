@@ -1,3 +1,4 @@
+import Foundation
 import HomefeedCore
 
 /// Item-to-item regression over the head of the catalog (EASE, Steck 2019): every video's engagement is predicted
@@ -10,6 +11,15 @@ import HomefeedCore
 /// a dense N × N solve is affordable for a few thousand videos, and the head holds most engagements). A user's score
 /// for head video j is Σ_{i ∈ user's head videos} B_ij. MF compresses every video into f factors; this model keeps
 /// every head pair's own weight, which is what it adds to MF on the videos the two share.
+///
+/// With a co-watch window h, XᵀX becomes G = Σ_u K_u: two videos of user u count
+///
+///     k(d) = β + (1 − β) · exp(−d / h),   d = |s_a − s_b|
+///
+/// instead of 1, where s is each video's place in u's engagements by time and β the far weight. Videos watched
+/// close together (a session, a binge) tell more about each other than two from years apart, which still count β.
+/// exp(−|s − s'|/h) is a positive definite kernel on the line (the Laplacian kernel) and β·11ᵀ is semidefinite,
+/// so every K_u, hence G + λI, stays symmetric positive definite; the diagonal is unchanged (k(0) = 1).
 public struct ItemItemModel: Sendable, Equatable {
     /// Head position → model column (the MF model's video row), most engaged first.
     public let videos: [Int32]
@@ -29,7 +39,12 @@ public struct ItemItemModel: Sendable, Equatable {
     /// head: at most `maxVideos` columns with at least 2 engaged users, most engaged first (ties: lower column).
     /// λ = `relativeLambda` × the mean engagement count of the head videos (the mean diagonal of XᵀX), so one
     /// setting means the same on a small and a large dataset. nil when fewer than 2 columns qualify.
-    public static func fit(_ rows: SparseRows, maxVideos: Int, relativeLambda: Double, threads: Int) -> ItemItemModel? {
+    /// `window` h > 0 weighs pairs by the co-watch kernel with far weight `farWeight` β, reading each entry's time
+    /// from `newest` (aligned with `rows.columns`; the user's places: newest first, ties by column); 0 = plain
+    /// co-occurrence.
+    public static func fit(_ rows: SparseRows, newest: [Int64]? = nil, window: Double = 0, farWeight: Double = 0,
+                           maxVideos: Int, relativeLambda: Double, threads: Int) -> ItemItemModel? {
+        precondition(window == 0 || newest?.count == rows.columns.count, "item-item: a co-watch window needs each entry's time")
         // 1. The head: columns by engaged users.
         var counts = [Int](repeating: 0, count: rows.cols)
         for k in 0..<rows.columns.count where rows.values[k] > 0 { counts[Int(rows.columns[k])] += 1 }
@@ -40,16 +55,31 @@ public struct ItemItemModel: Sendable, Equatable {
         guard n >= 2 else { return nil }
         var position = [Int32](repeating: -1, count: rows.cols)
         for (p, c) in head.enumerated() { position[Int(c)] = Int32(p) }
-        // 2. G = XᵀX over the head (symmetric: each user adds 1 to every pair of their head videos), + λI.
+        // 2. G = Σ_u K_u over the head (symmetric; plain: each user adds 1 to every pair of their head videos,
+        //    i.e. XᵀX; with a window: k(|s_a − s_b|) by the two videos' places s in the user's time order), + λI.
         var g = [Double](repeating: 0, count: n * n)
-        var mine: [Int] = []
+        var longest = 0
+        for r in 0..<rows.rows { longest = max(longest, rows.offsets[r + 1] - rows.offsets[r]) }
+        // kernel[d] = β + (1 − β) · exp(−d / h), d = how many engagements apart.
+        let kernel: [Double] = window > 0 ? (0..<max(longest, 1)).map { farWeight + (1 - farWeight) * exp(-Double($0) / window) } : []
+        var engaged: [(time: Int64, column: Int32)] = []
+        var mine: [(head: Int, place: Int)] = []
         for r in 0..<rows.rows {
             mine.removeAll(keepingCapacity: true)
+            engaged.removeAll(keepingCapacity: true)
             for k in rows.offsets[r]..<rows.offsets[r + 1] where rows.values[k] > 0 {
-                let p = position[Int(rows.columns[k])]
-                if p >= 0 { mine.append(Int(p)) }
+                engaged.append((newest?[k] ?? 0, rows.columns[k]))
             }
-            for a in mine { for b in mine { g[a * n + b] += 1 } }
+            if window > 0 { engaged.sort { $0.time != $1.time ? $0.time > $1.time : $0.column < $1.column } }
+            for (place, e) in engaged.enumerated() {
+                let p = position[Int(e.column)]
+                if p >= 0 { mine.append((Int(p), place)) }
+            }
+            if window > 0 {
+                for a in mine { for b in mine { g[a.head * n + b.head] += kernel[abs(a.place - b.place)] } }
+            } else {
+                for a in mine { for b in mine { g[a.head * n + b.head] += 1 } }
+            }
         }
         var diagonal = 0.0
         for i in 0..<n { diagonal += g[i * n + i] }

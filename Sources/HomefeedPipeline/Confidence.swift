@@ -45,6 +45,21 @@ public struct ConfidenceBuilder: Sendable {
     /// model: skipped). `include(i)` can leave interactions out (a validation split).
     public func rows(users: some Collection<Int32>, data: Dataset, history: UserHistory, columns: Int,
                      column: (Int32) -> Int32, include: (Int) -> Bool = { _ in true }) -> SparseRows {
+        var unused: [Int64]? = nil
+        return build(users: users, data: data, history: history, columns: columns, column: column, include: include, newest: &unused)
+    }
+
+    /// The same rows, and beside each entry the time of the user's newest interaction with that video (the order
+    /// the item-to-item model's co-watch window reads).
+    public func rowsWithNewest(users: some Collection<Int32>, data: Dataset, history: UserHistory, columns: Int,
+                               column: (Int32) -> Int32, include: (Int) -> Bool = { _ in true }) -> (rows: SparseRows, newest: [Int64]) {
+        var newest: [Int64]? = []
+        let rows = build(users: users, data: data, history: history, columns: columns, column: column, include: include, newest: &newest)
+        return (rows, newest!)
+    }
+
+    private func build(users: some Collection<Int32>, data: Dataset, history: UserHistory, columns: Int,
+                       column: (Int32) -> Int32, include: (Int) -> Bool, newest: inout [Int64]?) -> SparseRows {
         var offsets = [Int](repeating: 0, count: users.count + 1)
         var cols: [Int32] = [], vals: [Float] = []
         cols.reserveCapacity(users.count * 16); vals.reserveCapacity(users.count * 16)
@@ -90,7 +105,10 @@ public struct ConfidenceBuilder: Sendable {
                     cols.append(m.video); vals.append(Float(-mf.alpha * mf.dislikeWeight))
                 } else if m.weight > 0 {
                     cols.append(m.video); vals.append(Float(mf.alpha * m.weight * boost[k]))
+                } else {
+                    continue
                 }
+                newest?.append(m.last)
             }
             r += 1
             offsets[r] = cols.count

@@ -14,9 +14,11 @@ public struct TuningReport: Codable, Sendable, Equatable {
         public var recentBoost: Double
         public var popularityWeight: Double
         public var trendingWeight: Double
-        /// `[item_item]` regularization and weight (nil in reports from before the item-item model).
+        /// `[item_item]` regularization and weight (nil in reports from before the item-item model), and window
+        /// (nil in reports from before the co-watch window).
         public var itemItemRegularization: Double?
         public var itemItemWeight: Double?
+        public var itemItemWindow: Double?
         /// nDCG@10 on the validation split.
         public var ndcg: Double
     }
@@ -117,8 +119,8 @@ public enum Train {
         var ii = config.itemItem
         let allUsers = (0..<Int32(data.users.count))
         let rowsStart = TimeFormat.monotonic()
-        var rows = ConfidenceBuilder(config).rows(users: allUsers, data: data, history: history,
-                                                  columns: data.videos.count, column: { $0 })
+        var (rows, newest) = ConfidenceBuilder(config).rowsWithNewest(users: allUsers, data: data, history: history,
+                                                                      columns: data.videos.count, column: { $0 })
         info.stages.append(.init(name: "confidence", seconds: TimeFormat.monotonic() - rowsStart))
         // 1. Settings: tuned on validation, reused from the previous model, or as configured.
         if tune == "on" || (tune == "auto" && rows.nnz <= mf.tuneMaxPairs) {
@@ -132,13 +134,14 @@ public enum Train {
             mf.factors = p.mf.factors; mf.regularization = p.mf.regularization
             mf.alpha = p.mf.alpha; mf.recentBoost = p.mf.recentBoost
             mf.popularityWeight = p.mf.popularityWeight; mf.trendingWeight = p.mf.trendingWeight
-            if let p = p.itemItem?.settings { ii.regularization = p.regularization; ii.weight = p.weight }
+            if let p = p.itemItem?.settings { ii.regularization = p.regularization; ii.weight = p.weight; ii.window = p.window }
             if !quiet { Log.info("train: \(rows.nnz) pairs > mf.tune_max_pairs \(mf.tuneMaxPairs): reusing the settings model \(p.name) was tuned to") }
         }
         info.mf = mf
         if mf != config.mf {  // confidences depend on alpha and the recency boost
             var c = config; c.mf = mf
-            rows = ConfidenceBuilder(c).rows(users: allUsers, data: data, history: history, columns: data.videos.count, column: { $0 })
+            (rows, newest) = ConfidenceBuilder(c).rowsWithNewest(users: allUsers, data: data, history: history,
+                                                                 columns: data.videos.count, column: { $0 })
         }
         // 2. Fit.
         let t0 = TimeFormat.monotonic()
@@ -150,15 +153,17 @@ public enum Train {
         // 3. The item-to-item model on the same rows (their positive entries).
         if itemItem {
             let t1 = TimeFormat.monotonic()
-            model.setItemItem(fitItemItem(rows, ii, threads: effectiveThreads(mf.threads)), settings: ii)
+            model.setItemItem(fitItemItem(rows, newest: newest, ii, threads: effectiveThreads(mf.threads)), settings: ii)
             if model.itemItem != nil { model.info.stages.append(.init(name: "item-item", seconds: TimeFormat.monotonic() - t1)) }
         }
         return model
     }
 
-    static func fitItemItem(_ rows: SparseRows, _ settings: HomefeedConfig.ItemItem, threads: Int) -> ItemItemModel? {
+    static func fitItemItem(_ rows: SparseRows, newest: [Int64], _ settings: HomefeedConfig.ItemItem, threads: Int) -> ItemItemModel? {
         guard settings.videos > 0 else { return nil }
-        return ItemItemModel.fit(rows, maxVideos: settings.videos, relativeLambda: settings.regularization, threads: threads)
+        return ItemItemModel.fit(rows, newest: newest, window: settings.window, farWeight: settings.farWeight,
+                                 maxVideos: settings.videos,
+                                 relativeLambda: settings.regularization, threads: threads)
     }
 
     public static func alsConfig(_ mf: HomefeedConfig.MF) -> ALSConfig {
@@ -177,13 +182,16 @@ public enum Train {
 /// validation_fraction of each user's interactions (HomefeedEval's holdout splits; truth = held-out relevant videos
 /// unseen in the rest). Grid, in passes, each at the best point so far:
 /// factors {24, 64} × regularization {0.05, 0.5, 2, 5, 10} × alpha {1, 2, 5}, stepping past an edge the best point
-/// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then `[item_item]` regularization
-/// {4, 8, 16} × weight {0.5, 1, 2, 4} (weight 0 until then: MF alone; each item-item model fitted once per
-/// fold and regularization), stepping past its edges the same way (regularization ÷2, weight ×2); then the ranking's popularity_weight ×
-/// trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
+/// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then `[item_item]` window {0, 16, 32} ×
+/// regularization {4, 8, 16} × weight {0.5, 1, 2, 4} (weight 0 until then: MF alone; each item-item model fitted
+/// once per fold, regularization and window), stepping past its edges the same way (regularization ÷2, weight ×2);
+/// then the ranking's popularity_weight × trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
 /// come from `[mf]`.
 /// Ties keep the earlier setting.
 public enum Tuning {
+    /// What an item-to-item model of a tuning fold depends on.
+    struct ItemItemKey: Hashable { var regularization: Double; var window: Double }
+
     public static let factorGrid = [24, 64]
     public static let regularizationGrid = [0.05, 0.5, 2.0, 5.0, 10.0]
     public static let alphaGrid = [1.0, 2.0, 5.0]
@@ -191,6 +199,8 @@ public enum Tuning {
     public static let recentBoostGrid = [2.0, 8.0, 32.0]
     public static let itemItemRegularizationGrid = [4.0, 8.0, 16.0]
     public static let itemItemWeightGrid = [0.5, 1.0, 2.0, 4.0]
+    /// Co-watch windows tried (0 = plain co-occurrence), each with the whole regularization × weight grid.
+    public static let itemItemWindowGrid = [0.0, 16.0, 32.0]
     /// Steps past a grid edge, per parameter (regularization, factors, alpha).
     static let edgeSteps = 3
 
@@ -198,6 +208,7 @@ public enum Tuning {
         mf.factors = p.factors; mf.regularization = p.regularization; mf.alpha = p.alpha
         mf.recentBoost = p.recentBoost; mf.popularityWeight = p.popularityWeight; mf.trendingWeight = p.trendingWeight
         ii.regularization = p.itemItemRegularization ?? ii.regularization; ii.weight = p.itemItemWeight ?? 0
+        ii.window = p.itemItemWindow ?? ii.window
     }
 
     public static func search(_ data: Dataset, config: HomefeedConfig, quiet: Bool) throws -> TuningReport {
@@ -216,10 +227,10 @@ public enum Tuning {
         // MF source changes from one setting to the next.
         struct Fold {
             var split: HoldoutSplit; var history: UserHistory; var popularity: Popularity; var asOf: Int64; var scorers: Scorers
-            /// Item-to-item models by regularization, fitted once each (they do not depend on the MF settings), from
-            /// the fold's engagement rows (built once).
-            var itemItem: [Double: ItemItemModel] = [:]
-            var engagements: SparseRows?
+            /// Item-to-item models by regularization and window, fitted once each (they do not depend on the MF
+            /// settings), from the fold's engagement rows and their times (built once).
+            var itemItem: [ItemItemKey: ItemItemModel] = [:]
+            var engagements: (rows: SparseRows, newest: [Int64])?
         }
         var folds = try seeds.map { s -> Fold in
             let split = mf.tuneSplit == "time"
@@ -236,7 +247,8 @@ public enum Tuning {
         let threads = effectiveThreads(mf.threads)
         let grid = factorGrid.count * regularizationGrid.count * alphaGrid.count
         let weights = rankingWeightGrid.count * rankingWeightGrid.count - 1
-        let itemItemPoints = config.itemItem.videos > 0 ? itemItemRegularizationGrid.count * itemItemWeightGrid.count : 0
+        let itemItemPoints = config.itemItem.videos > 0
+            ? itemItemWindowGrid.count * itemItemRegularizationGrid.count * itemItemWeightGrid.count : 0
         let itemItemEdges = itemItemPoints > 0 ? 2 * edgeSteps : 0
         let total = (grid + 3 * edgeSteps + itemItemPoints + itemItemEdges + weights + recentBoostGrid.count) * folds.count
         let progress = Progress("tune mf", total: total, unit: "fits", quiet: quiet)
@@ -259,20 +271,21 @@ public enum Tuning {
                 }
                 fitted = (p, models)
             }
-            // The item-to-item model of this regularization, fitted once per fold.
+            // The item-to-item model of this regularization and window, fitted once per fold.
             for k in models.indices {
                 guard let rho = p.itemItemRegularization, c.itemItem.weight > 0 else {
                     models[k].setItemItem(nil, settings: c.itemItem); continue
                 }
-                if folds[k].itemItem[rho] == nil {
+                let key = ItemItemKey(regularization: rho, window: c.itemItem.window)
+                if folds[k].itemItem[key] == nil {
                     let train = folds[k].split.train
-                    let rows = folds[k].engagements ?? ConfidenceBuilder(config).rows(
+                    let e = folds[k].engagements ?? ConfidenceBuilder(config).rowsWithNewest(
                         users: 0..<Int32(train.users.count), data: train, history: folds[k].history,
                         columns: train.videos.count, column: { $0 })
-                    folds[k].engagements = rows
-                    folds[k].itemItem[rho] = Train.fitItemItem(rows, c.itemItem, threads: threads)
+                    folds[k].engagements = e
+                    folds[k].itemItem[key] = Train.fitItemItem(e.rows, newest: e.newest, c.itemItem, threads: threads)
                 }
-                models[k].setItemItem(folds[k].itemItem[rho], settings: c.itemItem)
+                models[k].setItemItem(folds[k].itemItem[key], settings: c.itemItem)
             }
             var sum = 0.0
             for (fold, model) in zip(folds, models) {
@@ -321,9 +334,9 @@ public enum Tuning {
         progress.add((3 * edgeSteps - stepsTaken) * folds.count)   // the steps not taken count as done
         var base = best!
         if itemItemPoints > 0 {
-            for r in itemItemRegularizationGrid { for w in itemItemWeightGrid {
-                var p = base; p.itemItemRegularization = r; p.itemItemWeight = w; try consider(p)
-            } }
+            for h in itemItemWindowGrid { for r in itemItemRegularizationGrid { for w in itemItemWeightGrid {
+                var p = base; p.itemItemWindow = h; p.itemItemRegularization = r; p.itemItemWeight = w; try consider(p)
+            } } }
             // Past the item-item grid's edges too (regularization ÷2, weight ×2), when an item-item point won.
             stepsTaken = 0
             try extend({ $0.itemItemRegularization.map { $0 <= itemItemRegularizationGrid.first! } ?? false }) {

@@ -83,8 +83,11 @@ import Testing
         let c = try HomefeedConfig(file: f)
         #expect(c.refresh.listSize == 50)
         #expect(c.lookupd.listen == "0.0.0.0:9")
-        let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\n[rank]\nranker_pool = 7\nranker_split = \"time\"\n"))
-        #expect(ii.itemItem == { var i = HomefeedConfig.ItemItem(); i.videos = 100; i.regularization = 3.5; i.weight = 0; return i }())
+        let ii = try HomefeedConfig(file: ConfigFile(text: "[item_item]\nvideos = 100\nregularization = 3.5\nweight = 0\nwindow = 12\nfar_weight = 0.5\n[rank]\nranker_pool = 7\nranker_split = \"time\"\n"))
+        #expect(ii.itemItem == { var i = HomefeedConfig.ItemItem(); i.videos = 100; i.regularization = 3.5; i.weight = 0; i.window = 12; i.farWeight = 0.5; return i }())
+        // Settings saved with a model before the co-watch window decode as the plain fit they were.
+        let old = try JSONDecoder().decode(HomefeedConfig.ItemItem.self, from: Data(#"{"videos":9,"regularization":2,"weight":1}"#.utf8))
+        #expect(old.window == 0 && old.videos == 9 && old.regularization == 2 && old.weight == 1)
         #expect(ii.rank.rankerPool == 7 && ii.rank.rankerSplit == "time" && HomefeedConfig().rank.rankerSplit == "random")
         #expect(HomefeedConfig().lookupd.drainSeconds == 5)
         #expect(try HomefeedConfig(file: ConfigFile(text: "[lookupd]\ndrain_seconds = 0\n")).lookupd.drainSeconds == 0)
@@ -115,6 +118,8 @@ import Testing
         ("[item_item]\nvideos = 20000\n", "item_item.videos must be in 0...16384 (a dense videos² model) (c.toml:2: item_item.videos = 20000)"),
         ("[item_item]\nregularization = 0\n", "item_item.regularization must be > 0 (c.toml:2: item_item.regularization = 0)"),
         ("[item_item]\nweight = -1\n", "item_item.weight must be ≥ 0 (c.toml:2: item_item.weight = -1)"),
+        ("[item_item]\nwindow = -1\n", "item_item.window must be ≥ 0 (c.toml:2: item_item.window = -1)"),
+        ("[item_item]\nfar_weight = 2\n", "item_item.far_weight must be in 0...1 (c.toml:2: item_item.far_weight = 2)"),
         ("[rank]\nranker_pool = -1\n", "(c.toml:2: rank.ranker_pool = -1)"),
         ("[rank]\nranker_split = \"newest\"\n", "rank.ranker_split must be time or random (got 'newest') (c.toml:2: rank.ranker_split = newest)"),
         ("[lookupd]\nthreads = 2\ndrain_seconds = -1\n",

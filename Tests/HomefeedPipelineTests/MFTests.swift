@@ -62,6 +62,12 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
         let rows = ConfidenceBuilder(config).rows(users: [0], data: data, history: UserHistory(data), columns: 5, column: { $0 })
         // Newest first: v3 (t 41) rank 0, v2 (t 31) rank 1, v1 (t 21) rank 2, v0 (t 10) rank 3.
         #expect(entries(rows, data) == ["v3": 5, "v2": 1.5 * 3, "v1": 1.25 * 2, "v0": 1.5])
+        // The same rows with each entry's newest interaction time beside it (the item-item model's time order).
+        let (same, newest) = ConfidenceBuilder(config).rowsWithNewest(users: [0], data: data, history: UserHistory(data),
+                                                                     columns: 5, column: { $0 })
+        #expect(same.columns == rows.columns && same.values == rows.values)
+        let byVideo = Dictionary(uniqueKeysWithValues: zip(same.columns.map { data.videos.ids[Int($0)] }, newest))
+        #expect(byVideo == ["v3": 40, "v2": 31, "v1": 21, "v0": 10])   // v3's dislike (t 41) carries no signal here
     }
 
     /// Model columns: a video the model does not know (−1) is skipped; `include` leaves interactions out.
@@ -269,13 +275,16 @@ func load(_ fixture: FixtureDataset, _ dir: TempDir) throws -> Dataset {
             #expect(tuning.points[grid].regularization == 2 * gridBest.regularization
                     && tuning.points[grid].factors == gridBest.factors && tuning.points[grid].alpha == gridBest.alpha)
         }
-        // The item-item pass: every (regularization, weight) of its grid at one MF setting; before it, MF alone.
+        // The item-item pass: every (window, regularization, weight) of its grid at one MF setting; before it, MF alone.
         let itemItemPoints = tuning.points.filter { $0.itemItemWeight != nil && $0.popularityWeight == 0 && $0.trendingWeight == 0 && $0.recentBoost == 0 }
-        let tried = Set(itemItemPoints.map { "\($0.itemItemRegularization!) \($0.itemItemWeight!)" })
-        for r in Tuning.itemItemRegularizationGrid { for w in Tuning.itemItemWeightGrid { #expect(tried.contains("\(r) \(w)")) } }
+        let tried = Set(itemItemPoints.map { "\($0.itemItemWindow!) \($0.itemItemRegularization!) \($0.itemItemWeight!)" })
+        for h in Tuning.itemItemWindowGrid { for r in Tuning.itemItemRegularizationGrid { for w in Tuning.itemItemWeightGrid {
+            #expect(tried.contains("\(h) \(r) \(w)"))
+        } } }
         #expect(tuning.points.prefix(grid).allSatisfy { $0.itemItemWeight == nil })
         // The model records the item-item model with the settings tuning chose.
         let ii = try #require(result.mf.itemItem)
         #expect(ii.settings.weight == (chosen.itemItemWeight ?? 0) && ii.head.count > 100 && ii.lambda > 0)
+        #expect(ii.settings.window == (chosen.itemItemWindow ?? 0))
     }
 }
