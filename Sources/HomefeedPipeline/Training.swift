@@ -65,6 +65,8 @@ public enum Train {
         } ?? ""
         let line = "train: model \(name): \(i.users) users × \(i.videos) videos, \(i.pairs) pairs, factors \(i.mf.factors), "
             + "regularization \(i.mf.regularization), alpha \(i.mf.alpha), recent boost \(i.mf.recentBoost), popularity weight \(i.mf.popularityWeight), trending weight \(i.mf.trendingWeight)\(tuned); "
+            + (i.itemItem.map { ii in
+                "item-item: head \(ii.head.count), regularization \(ii.settings.regularization), weight \(ii.settings.weight), co-watch window \(ii.settings.window); " } ?? "")
             + (i.twoTower.map { t in
                 "two-tower: \(t.examples) examples, best epoch \((t.report?.bestEpoch ?? -1) + 1) of \(t.report?.epochs.count ?? 0), \(Int(t.report?.examplesPerSecond ?? 0)) examples/s; " } ?? "")
             + (i.rankerFit.map { r in
@@ -162,8 +164,7 @@ public enum Train {
     static func fitItemItem(_ rows: SparseRows, newest: [Int64], _ settings: HomefeedConfig.ItemItem, threads: Int) -> ItemItemModel? {
         guard settings.videos > 0 else { return nil }
         return ItemItemModel.fit(rows, newest: newest, window: settings.window, farWeight: settings.farWeight,
-                                 maxVideos: settings.videos,
-                                 relativeLambda: settings.regularization, threads: threads)
+                                 maxVideos: settings.videos, relativeLambda: settings.regularization, threads: threads)
     }
 
     public static func alsConfig(_ mf: HomefeedConfig.MF) -> ALSConfig {
@@ -185,8 +186,8 @@ public enum Train {
 /// sits on (regularization ×2, factors ×2/3, alpha ×2, while it improves); then `[item_item]` window {0, 16, 32} ×
 /// regularization {4, 8, 16} × weight {0.5, 1, 2, 4} (weight 0 until then: MF alone; each item-item model fitted
 /// once per fold, regularization and window), stepping past its edges the same way (regularization ÷2, weight ×2);
-/// then the ranking's popularity_weight × trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then recent_boost {2, 8, 32}. Other settings
-/// come from `[mf]`.
+/// then the ranking's popularity_weight × trending_weight, each in {0, 0.25, 0.5, 1} (ranking only, no refit); then
+/// recent_boost {2, 8, 32}. Other settings come from `[mf]`.
 /// Ties keep the earlier setting.
 public enum Tuning {
     /// What an item-to-item model of a tuning fold depends on.

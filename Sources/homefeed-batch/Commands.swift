@@ -173,7 +173,10 @@ enum Commands {
         let result = try Evaluate.run(opt, config: config)
         for r in result.reports { printOut(r.table()) }
         if let t = result.mf.tuning?.chosen {
-            printOut("mf: factors \(t.factors), regularization \(t.regularization), alpha \(t.alpha), recent boost \(t.recentBoost) (tuned on validation, nDCG@10 \(Format.fixed(t.ndcg, 4)))")
+            let itemItem = t.itemItemWeight.map { w in
+                ", item-item regularization \(t.itemItemRegularization ?? 0), weight \(w), co-watch window \(t.itemItemWindow ?? 0)"
+            } ?? ""
+            printOut("mf: factors \(t.factors), regularization \(t.regularization), alpha \(t.alpha), recent boost \(t.recentBoost)\(itemItem) (tuned on validation, nDCG@10 \(Format.fixed(t.ndcg, 4)))")
         }
         if let path = a.string("json") {
             let enc = JSONEncoder()

@@ -477,6 +477,7 @@ struct BatchCommandTests {
         // as-of time — the two-tower model's video features, age and counts, are measured there).
         let trained = try batch("train", "--data", data, "--store", sharded, "--now", now, "--quiet", in: dir)
         #expect(trained.ok && trained.stdout.hasPrefix("train: model model-000001-"), "\(trained)")
+        #expect(trained.stdout.contains(#/item-item: head \d+, regularization [\d.]+, weight [\d.]+, co-watch window [\d.]+; /#), "\(trained)")
         for i in 0..<2 {
             let r = try batch("run", "--data", data, "--store", sharded, "--now", now, "--quiet", "--shard", "\(i)/2",
                               "--shard-out", shards, in: dir)
