@@ -32,11 +32,12 @@ public final class Progress: Sendable {
     public var count: Int { done.load(ordering: .relaxed) }
     public var elapsed: Double { TimeFormat.monotonic() - start }
 
-    /// Prints the closing line of the stage and returns its seconds.
+    /// Prints the closing line of the stage (with `note` after it: why it ended short of its total, say) and
+    /// returns its seconds.
     @discardableResult
-    public func finish() -> Double {
+    public func finish(note: String = "") -> Double {
         let t = TimeFormat.monotonic()
-        if !quiet { Log.info(line(done: count, at: t, final: true)) }
+        if !quiet { Log.info(line(done: count, at: t, final: true) + (note.isEmpty ? "" : "; " + note)) }
         return t - start
     }
 

@@ -2,10 +2,11 @@ import Foundation
 import HomefeedCore
 import HomefeedStore
 
-/// `homefeed-batch export`: one line per user of the served version, `user_id<TAB>video_id,video_id,…` best first.
+/// `homefeed-batch export`: one line per user of the served version, `user_id<TAB>video_id,video_id,…` best first;
+/// with `sources`, each entry as `video_id:source:score` (the candidate source that proposed it, its ranking score).
 public enum Export {
     @discardableResult
-    public static func run(storeDir: String, version: String? = nil, out: String?) throws -> Int {
+    public static func run(storeDir: String, version: String? = nil, out: String?, sources: Bool = false) throws -> Int {
         let store = VersionedStore(root: storeDir)
         guard let name = try version ?? store.current() else { throw HomefeedError("\(storeDir): no published version to export") }
         let v = try StoreVersion(store: store, name: name)
@@ -30,6 +31,10 @@ public enum Export {
             for i in 0..<list.count {
                 if i > 0 { buf.append(UInt8(ascii: ",")) }
                 buf.append(contentsOf: v.videos.ids[Int(list.video(i))].utf8)
+                if sources {
+                    buf.append(UInt8(ascii: ":")); buf.append(contentsOf: list.source(i).name.utf8)
+                    buf.append(UInt8(ascii: ":")); buf.append(contentsOf: "\(list.score(i))".utf8)
+                }
             }
             buf.append(10)
             users += 1

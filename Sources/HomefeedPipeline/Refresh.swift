@@ -83,6 +83,7 @@ public enum Refresh {
         var meta = RunMetadata()
         var scorers: Scorers
         var ranking = "popular"
+        meta.ranking = ranking
         if config.mf.enabled || config.twoTower.enabled {
             let model = try stage("models") { try loadModels(opt, data: data, history: history, store: store, asOf: asOf, config: config) }
             let mf = config.mf.enabled ? stage("mf index") { MFSource(model: model, data: data, config: config, threads: threads) } : nil
@@ -111,8 +112,10 @@ public enum Refresh {
                 logRetrieval("two-tower", tt.index.info, quiet: opt.quiet)
             }
             ranking = scorers.mode.rawValue
+            meta.ranking = ranking
             if scorers.mode == .learned, let chosen = model.info.rankerFit?.chosen, chosen != "learned" {
                 ranking = "by \(chosen), which train chose over the fitted ranker on held-back users"
+                meta.ranking = chosen
             }
             if !opt.quiet { Log.info("ranking: \(ranking)\(scorers.ranker == nil && config.rank.ranker == "learned" && tt != nil ? " (the model has no learned ranker: train again)" : "")") }
         } else {
@@ -145,6 +148,7 @@ public enum Refresh {
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
+                    meta.counts.count(list)
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
@@ -189,6 +193,7 @@ public enum Refresh {
             meta.counts.mfUsers = shards.mfUsers
             meta.counts.meanListLength = shards.users > 0 ? Double(shards.entries) / Double(shards.users) : 0
             meta.counts.activeUsers = shards.activeUsers
+            meta.counts.sources = shards.sources
             meta.shards = shards.count
         } else {
             let writer = try builder.userListWriter()
@@ -196,6 +201,7 @@ public enum Refresh {
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
+                    meta.counts.count(list)
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
@@ -230,6 +236,7 @@ public enum Refresh {
         }
         line += "; \(meta.counts.activeUsers) active users, \(meta.counts.personalizedUsers) personalized (\(meta.counts.mfUsers) by models \(scorers.modelName.isEmpty ? "none" : scorers.modelName), ranking \(ranking); mean \(Format.fixed(meta.counts.meanListLength, 1)) entries), \(meta.counts.popularLists) popular lists, \(meta.counts.badRows) bad rows; as of \(TimeFormat.iso8601(asOf)); \(Format.seconds(total))"
         if !opt.quiet { Log.info("refresh stages: " + meta.stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
+        if !opt.quiet && !meta.counts.sources.isEmpty { Log.info("refresh sources: " + sourceMix(meta.counts.sources)) }
         return RefreshSummary(metadata: meta, outcome: outcome, shardFile: nil, line: line)
     }
 
@@ -256,6 +263,13 @@ public enum Refresh {
         } catch let e as HomefeedError {
             throw HomefeedError(e.message + " (homefeed-batch train, or run --train, saves a new model, which later runs use)")
         }
+    }
+
+    /// "mf 61.2 %, two_tower 20.1 %, …": the share of published entries each candidate source proposed, largest first.
+    static func sourceMix(_ sources: [String: Int]) -> String {
+        let total = max(1, sources.values.reduce(0, +))
+        return sources.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\($0.key) \(Format.fixed(100 * Double($0.value) / Double(total), 1)) %" }.joined(separator: ", ")
     }
 
     static func logRetrieval(_ what: String, _ r: RetrievalInfo, quiet: Bool) {

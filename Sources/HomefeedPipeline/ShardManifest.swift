@@ -35,6 +35,7 @@ struct ShardManifest: Codable {
 
     struct Collected {
         var files: [String] = []; var users = 0; var entries = 0; var activeUsers = 0; var mfUsers = 0; var count = 0
+        var sources: [String: Int] = [:]
         var model = ""
     }
 
@@ -85,6 +86,7 @@ struct ShardManifest: Codable {
             out.entries += m.entries
             out.activeUsers += m.counts.activeUsers
             out.mfUsers += m.counts.mfUsers
+            out.sources.merge(m.counts.sources, uniquingKeysWith: +)
         }
         return out
     }

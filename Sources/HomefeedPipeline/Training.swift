@@ -70,7 +70,7 @@ public enum Train {
             + (i.twoTower.map { t in
                 "two-tower: \(t.examples) examples, best epoch \((t.report?.bestEpoch ?? -1) + 1) of \(t.report?.epochs.count ?? 0), \(Int(t.report?.examplesPerSecond ?? 0)) examples/s; " } ?? "")
             + (i.rankerFit.map { r in
-                "ranker: \(r.users) users, held-back nDCG@10 \(Format.fixed(r.ndcgRanker, 4)) (MF \(Format.fixed(r.ndcgMF, 4)), two-tower \(Format.fixed(r.ndcgTwoTower, 4))); " } ?? "")
+                "ranker: \(r.users) users, held-back nDCG@10 \(Format.fixed(r.ndcgRanker, 4)) (MF \(Format.fixed(r.ndcgMF, 4)), two-tower \(Format.fixed(r.ndcgTwoTower, 4))), ranking by \(r.chosen); " } ?? "")
             + i.stages.map { "\($0.name) \(Format.seconds($0.seconds))" }.joined(separator: ", ")
             + "; \(Format.seconds(TimeFormat.monotonic() - started))"
         return (i, line)

@@ -73,7 +73,9 @@ enum TwoTowerFit {
                                                     config: t) { epoch, done, _ in
             progress.add(max(0, epoch * examples.count + done - progress.count))
         }
-        progress.finish()
+        progress.finish(note: report.stoppedEarly
+            ? "stopped early after epoch \(report.epochs.count) of \(c.epochs) (validation loss no longer falling), kept epoch \(report.bestEpoch + 1)"
+            : "kept epoch \(report.bestEpoch + 1) of \(report.epochs.count)")
         var info = TwoTowerInfo(spec: spec, settings: c)
         info.examples = examples.count; info.validationExamples = validation.count; info.report = report
         info.featureVersion = FeatureEncoder.version

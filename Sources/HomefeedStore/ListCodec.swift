@@ -4,6 +4,19 @@ import HomefeedCore
 public enum CandidateSource: UInt8, Sendable, Codable, CaseIterable {
     case popularRegion = 0, popularLanguage = 1, popularGlobal = 2, mf = 3, twoTower = 4, fresh = 5, segment = 6
 
+    /// The name reports use (`export --sources`, `meta.json` counts).
+    public var name: String {
+        switch self {
+        case .popularRegion: "popular_region"
+        case .popularLanguage: "popular_language"
+        case .popularGlobal: "popular_global"
+        case .mf: "mf"
+        case .twoTower: "two_tower"
+        case .fresh: "fresh"
+        case .segment: "segment"
+        }
+    }
+
     /// Whether a `[CandidateSource]` is laid out as its raw values (one byte, case i stored as i, raw value i), so
     /// the encoder may copy the column in one go; checked once, not assumed.
     static let storedAsRawValue: Bool = MemoryLayout<CandidateSource>.size == 1 && allCases.allSatisfy { c in

@@ -14,7 +14,13 @@ public struct RunMetadata: Codable, Sendable, Equatable {
         /// Cold-start segment lists (`PS…`, `UserSegment`); not in `popularLists`. See `VersionBuilder.segmentListsWritten`.
         public var segmentLists = 0
         public var badRows = 0
+        /// Entries of the personalized lists by the candidate source that proposed them (`CandidateSource.name`).
+        public var sources: [String: Int] = [:]
         public init() {}
+
+        public mutating func count(_ list: RecommendationList) {
+            for s in list.sources { sources[s.name, default: 0] += 1 }
+        }
 
         /// Absent fields read as 0, so versions written before a count existed still load (rollback to them works).
         public init(from decoder: Decoder) throws {
@@ -24,6 +30,7 @@ public struct RunMetadata: Codable, Sendable, Equatable {
             activeUsers = try get(.activeUsers, 0); personalizedUsers = try get(.personalizedUsers, 0)
             mfUsers = try get(.mfUsers, 0); meanListLength = try get(.meanListLength, 0.0)
             popularLists = try get(.popularLists, 0); segmentLists = try get(.segmentLists, 0); badRows = try get(.badRows, 0)
+            sources = try c.decodeIfPresent([String: Int].self, forKey: .sources) ?? [:]
         }
     }
     public struct Stage: Codable, Sendable, Equatable {
@@ -56,6 +63,9 @@ public struct RunMetadata: Codable, Sendable, Equatable {
     public var shards = 1
     /// Models used (filled by the model stages; empty for the popularity baseline).
     public var models: [String: String] = [:]
+    /// What ranked the personalized lists: "learned", "mf_ranking", "two_tower", "mf" or "popular" (nil in versions
+    /// written before it was recorded).
+    public var ranking: String? = nil
     /// How MF candidates were retrieved (nil without MF).
     public var retrieval: RetrievalInfo? = nil
     /// The previously served version's lists replayed against the interactions that arrived after its as-of time

@@ -248,16 +248,17 @@ enum Commands {
     }
 
     static func export(_ argv: [String]) throws {
-        let a = try parse("export", "--store DIR [--out FILE] [--version V]", [
+        let a = try parse("export", "--store DIR [--out FILE] [--version V] [--sources]", [
             .init("store", "DIR", "store directory (required)"),
             .init("out", "FILE", "output file (default: standard output)"),
             .init("version", "V", "export this version instead of the served one"),
+            .init("sources", nil, "write each entry as video:source:score (the candidate source that proposed it: mf, two_tower, fresh, popular_region, popular_language, popular_global, segment)"),
         ], argv)
         let store = try existingStore(a)
         if let v = a.string("version"), !store.versions().contains(v) {
             throw HomefeedError("no version '\(v)' in \(store.versionsDir); see homefeed-batch versions")
         }
-        let n = try Export.run(storeDir: store.root, version: a.string("version"), out: a.string("out"))
+        let n = try Export.run(storeDir: store.root, version: a.string("version"), out: a.string("out"), sources: a.flag("sources"))
         if let out = a.string("out") { printOut("export: \(n) users → \(out)") }
     }
 }

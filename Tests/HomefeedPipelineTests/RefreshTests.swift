@@ -121,6 +121,35 @@ func mfAloneConfig() -> HomefeedConfig {
         #expect(u1.split(separator: "\t")[1].split(separator: ",").first == "v3")
     }
 
+    /// `export --sources`: the same lists, each entry as video:source:score, scores falling down the list; the
+    /// sources add up to the version's source counts, and the version records what ranked.
+    @Test func exportWithSourcesNamesWhoProposedEachEntry() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        let summary = try refreshFixture(dir: dir, config: mfAloneConfig())
+        #expect(summary.metadata.ranking == "mf")
+        let plain = dir.sub("recs.tsv"), detailed = dir.sub("detailed.tsv")
+        try Export.run(storeDir: dir.sub("store"), out: plain)
+        #expect(try Export.run(storeDir: dir.sub("store"), out: detailed, sources: true) == 63)
+        let plainLines = try String(contentsOfFile: plain, encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOfFile: detailed, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == plainLines.count)
+        var counted: [String: Int] = [:]
+        for (line, p) in zip(lines, plainLines) {
+            let parts = line.split(separator: "\t"), entries = parts[1].split(separator: ",")
+            #expect(parts[0] == p.split(separator: "\t")[0])
+            #expect(entries.map { $0.split(separator: ":")[0] } == p.split(separator: "\t")[1].split(separator: ","))
+            var previous = Float.infinity
+            for e in entries {
+                let f = e.split(separator: ":")
+                #expect(f.count == 3 && CandidateSource.allCases.contains { $0.name == f[1] }, "\(e)")
+                counted[String(f[1]), default: 0] += 1
+                let score = try #require(Float(String(f[2])))
+                #expect(score <= previous); previous = score
+            }
+        }
+        #expect(counted == summary.metadata.counts.sources && counted["mf", default: 0] > 0)
+    }
+
     @Test func shardedRunsServeTheSameListsAsUnsharded() throws {
         let dir = TempDir(); defer { dir.remove() }
         _ = try refreshFixture(dir: dir)
@@ -137,6 +166,11 @@ func mfAloneConfig() -> HomefeedConfig {
         let merged = try refreshFixture(dir: dir) { o in o.storeDir = dir.sub("sharded"); o.ingestShards = dir.sub("shards") }
         #expect(merged.metadata.counts.personalizedUsers == 63)
         #expect(merged.metadata.shards == n)
+        let wholeStore = VersionedStore(root: dir.sub("store"))
+        let served = try #require(try wholeStore.current())
+        let whole = try StoreVersion(store: wholeStore, name: served)
+        #expect(merged.metadata.counts.sources == whole.metadata.counts.sources && !merged.metadata.counts.sources.isEmpty)
+        #expect(merged.metadata.ranking == whole.metadata.ranking && merged.metadata.ranking != nil)
         let a = dir.sub("a.tsv"), b = dir.sub("b.tsv")
         try Export.run(storeDir: dir.sub("store"), out: a)
         try Export.run(storeDir: dir.sub("sharded"), out: b)
