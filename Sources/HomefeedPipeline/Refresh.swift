@@ -269,7 +269,10 @@ public enum Refresh {
     static func sourceMix(_ sources: [String: Int]) -> String {
         let total = max(1, sources.values.reduce(0, +))
         return sources.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .map { "\($0.key) \(Format.fixed(100 * Double($0.value) / Double(total), 1)) %" }.joined(separator: ", ")
+            .map { (name, n) in
+                let share = 100 * Double(n) / Double(total)
+                return "\(name) \(Format.fixed(share, share < 1 ? 3 : 1)) %"
+            }.joined(separator: ", ")
     }
 
     static func logRetrieval(_ what: String, _ r: RetrievalInfo, quiet: Bool) {

@@ -150,6 +150,11 @@ func mfAloneConfig() -> HomefeedConfig {
         #expect(counted == summary.metadata.counts.sources && counted["mf", default: 0] > 0)
     }
 
+    @Test func sourceMixListsSharesLargestFirst() {
+        #expect(Refresh.sourceMix(["fresh": 1, "mf": 1998, "two_tower": 1]) == "mf 99.9 %, fresh 0.050 %, two_tower 0.050 %")
+        #expect(Refresh.sourceMix([:]) == "")
+    }
+
     @Test func shardedRunsServeTheSameListsAsUnsharded() throws {
         let dir = TempDir(); defer { dir.remove() }
         _ = try refreshFixture(dir: dir)
