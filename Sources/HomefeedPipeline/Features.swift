@@ -37,7 +37,8 @@ struct FeatureEncoder: Sendable {
     let videoIDToken: [UInt32]
     let videoTagOffsets: [Int32]
     let videoTagTokens: [UInt32]
-    /// Per user: the static and context part of their bag, and their relevant videos newest first (liked flagged).
+    /// Per user: the static part of their bag, and their relevant videos newest first (liked flagged; the time of
+    /// the newest relevant interaction with each).
     let userOffsets: [Int]
     let userField: [UInt8]
     let userToken: [UInt32]
@@ -45,6 +46,18 @@ struct FeatureEncoder: Sendable {
     let sequenceOffsets: [Int]
     let sequenceVideo: [Int32]
     let sequenceLiked: [Bool]
+    let sequenceTime: [Int64]
+    /// Per user, newest first: every interaction's time and context (UTC hour, weekday 0 = Monday, device), and the
+    /// searches' times and word tokens. A row cuts them at its time, so a training example sees only what came before.
+    let contextOffsets: [Int]
+    let contextTime: [Int64]
+    let contextHour: [UInt8]
+    let contextWeekday: [UInt8]
+    let contextDevice: [UInt8]
+    let searchOffsets: [Int]
+    let searchTime: [Int64]
+    let searchWordOffsets: [Int]
+    let searchWords: [UInt32]
     /// Per user: disliked videos (hard negatives in training; never in the user's relevant sequence).
     let dislikeOffsets: [Int]
     let dislikes: [Int32]
@@ -138,13 +151,17 @@ struct FeatureEncoder: Sendable {
         videoOffsets = vOff; videoField = vField; videoToken = vToken; videoWeight = vWeight
         videoIDToken = idTok; videoTagOffsets = tagOff; videoTagTokens = tagTok
 
-        // 3. User bags: static features and usual context; relevant videos newest first; dislikes.
+        // 3. User bags: static features; context events and searches newest first; relevant videos newest first;
+        //    dislikes.
         var uOff = [0], uField: [UInt8] = [], uToken: [UInt32] = [], uWeight: [Float] = []
-        var sOff = [0], sVideo: [Int32] = [], sLiked: [Bool] = []
+        var sOff = [0], sVideo: [Int32] = [], sLiked: [Bool] = [], sTime: [Int64] = []
         var dOff = [0], dis: [Int32] = []
+        var cOff = [0], cTime: [Int64] = [], cHour: [UInt8] = [], cDay: [UInt8] = [], cDevice: [UInt8] = []
+        var qOff = [0], qTime: [Int64] = [], qWordOff = [0], qWords: [UInt32] = []
+        cTime.reserveCapacity(ix.count); cHour.reserveCapacity(ix.count); cDay.reserveCapacity(ix.count); cDevice.reserveCapacity(ix.count)
         let users = data.users
         var seq: [(t: Int64, v: Int32, liked: Bool)] = [], searches: [(t: Int64, q: Int32)] = []
-        var hours = [Float](repeating: 0, count: 24), days = [Float](repeating: 0, count: 7), devices: [Int: Float] = [:]
+        var context: [(t: Int64, i: Int32)] = []
         for u in 0..<users.count {
             func put(_ f: UserField, _ t: UInt32, _ w: Float = 1) { uField.append(UInt8(f.rawValue)); uToken.append(t); uWeight.append(w) }
             put(.id, users.ids.withBytes(u) { Self.token("user", $0) })
@@ -152,11 +169,8 @@ struct FeatureEncoder: Sendable {
             put(.gender, UInt32(users.gender[u].rawValue))
             put(.country, Self.token("country", users.country[u].description))
             put(.language, languageTokens[Int(users.language[u])])
-            seq.removeAll(keepingCapacity: true); searches.removeAll(keepingCapacity: true)
-            for k in hours.indices { hours[k] = 0 }
-            for k in days.indices { days[k] = 0 }
-            devices.removeAll(keepingCapacity: true)
-            var events: Float = 0
+            uOff.append(uToken.count)
+            seq.removeAll(keepingCapacity: true); searches.removeAll(keepingCapacity: true); context.removeAll(keepingCapacity: true)
             let dislikeStart = dis.count
             for i32 in history.interactions(of: u) {
                 let i = Int(i32)
@@ -169,29 +183,26 @@ struct FeatureEncoder: Sendable {
                 } else if data.isRelevant(i, watchFraction: watchFraction) {
                     seq.append((t, ix.video[i], ix.event[i] == .like))
                 }
-                // Usual context, in UTC.
+                context.append((t, i32))
+            }
+            // Context events newest first (ties: file order), in UTC.
+            context.sort { $0.t != $1.t ? $0.t > $1.t : $0.i < $1.i }
+            for (t, i) in context {
                 let secondOfDay = ((t % 86400) + 86400) % 86400
-                hours[Int(secondOfDay / 3600)] += 1
-                days[Int((((t / 86400) % 7) + 7 + 3) % 7)] += 1   // 1970-01-01 was a Thursday: 0 = Monday
-                devices[Int(ix.device[i]), default: 0] += 1
-                events += 1
+                cTime.append(t)
+                cHour.append(UInt8(secondOfDay / 3600))
+                cDay.append(UInt8((((t / 86400) % 7) + 7 + 3) % 7))   // 1970-01-01 was a Thursday: 0 = Monday
+                cDevice.append(ix.device[Int(i)])
             }
-            if events > 0 {
-                for (h, n) in hours.enumerated() where n > 0 { put(.hour, UInt32(h), n / events) }
-                for (d, n) in days.enumerated() where n > 0 { put(.weekday, UInt32(d), n / events) }
-                for (d, n) in devices.sorted(by: { $0.key < $1.key }) { put(.device, UInt32(d), n / events) }
-            }
-            // The newest searches' words, recency-weighted by search rank.
+            cOff.append(cTime.count)
+            // Searches newest first, with their words.
             searches.sort { $0.t > $1.t }
-            var queryWeights: [(UInt32, Float)] = []
-            for (r, s) in searches.prefix(20).enumerated() {
-                let words = Self.words(data.queries[Int(s.q)])
-                let w = decay[r] / Float(max(1, words.count))
-                for word in words { queryWeights.append((Self.token("word", word), w)) }
+            for s in searches {
+                qTime.append(s.t)
+                for word in Self.words(data.queries[Int(s.q)]) { qWords.append(Self.token("word", word)) }
+                qWordOff.append(qWords.count)
             }
-            let total = queryWeights.reduce(Float(0)) { $0 + $1.1 }
-            for (t, w) in queryWeights { put(.queries, t, w / total) }
-            uOff.append(uToken.count)
+            qOff.append(qTime.count)
             // Relevant videos newest first, one entry per video (its newest relevant interaction; liked if any like);
             // a disliked video is no positive, whatever else the user did with it (as in MF).
             dis[dislikeStart...].sort()
@@ -200,14 +211,16 @@ struct FeatureEncoder: Sendable {
             var seenHere = Set<Int32>(), likedHere = Set<Int32>()
             for e in seq where e.liked { likedHere.insert(e.v) }
             for e in seq where !binarySearch(disliked, e.v) && seenHere.insert(e.v).inserted {
-                sVideo.append(e.v); sLiked.append(likedHere.contains(e.v))
+                sVideo.append(e.v); sLiked.append(likedHere.contains(e.v)); sTime.append(e.t)
             }
             sOff.append(sVideo.count)
             dOff.append(dis.count)
         }
         userOffsets = uOff; userField = uField; userToken = uToken; userWeight = uWeight
-        sequenceOffsets = sOff; sequenceVideo = sVideo; sequenceLiked = sLiked
+        sequenceOffsets = sOff; sequenceVideo = sVideo; sequenceLiked = sLiked; sequenceTime = sTime
         dislikeOffsets = dOff; dislikes = dis
+        contextOffsets = cOff; contextTime = cTime; contextHour = cHour; contextWeekday = cDay; contextDevice = cDevice
+        searchOffsets = qOff; searchTime = qTime; searchWordOffsets = qWordOff; searchWords = qWords
     }
 
     /// Lowercased words of letters and digits (titles, queries).
@@ -215,15 +228,16 @@ struct FeatureEncoder: Sendable {
         s.lowercased().split { !($0.isLetter || $0.isNumber) }.map(String.init)
     }
 
-    /// Appends user `u`'s row as the refresh sees it: static features, usual context, history bags of everything
-    /// up to as-of. A user without history is embedded without their id (its bucket was never trained for them).
+    /// Appends user `u`'s row as the refresh sees it: static features, usual context, searches and history bags of
+    /// everything up to as-of. A user without history is embedded without their id (its bucket was never trained for them).
     func userRow(_ u: Int, into rows: inout FeatureRows) {
         userRow(u, before: -1, withID: hasHistory(u), into: &rows)
     }
 
     /// Appends the user side of a training example: the user as they were just before their relevant video at
-    /// sequence position `position` (0 = newest): the history bags hold only the older entries, so the model learns
-    /// to predict what comes next from what came before — what the refresh asks of it. `withID` false leaves the
+    /// sequence position `position` (0 = newest): the history bags hold only the older entries, and the context and
+    /// search bags only what happened before that video's time, so the model learns to predict what comes next from
+    /// what came before — what the refresh asks of it. `withID` false leaves the
     /// id out (a share of the examples, so rows without an id — new users, segments — are not out of distribution).
     ///
     /// `others` (`[two_tower] training_history = "others"`): the history bags hold every other entry instead, newer
@@ -233,6 +247,9 @@ struct FeatureEncoder: Sendable {
             rows.add(Int(userField[k]), userToken[k], userWeight[k])
         }
         let start = sequenceOffsets[u]
+        let before = others || position < 0 ? Int64.max : sequenceTime[start + position]
+        appendContext(u, before: before, into: &rows)
+        appendSearches(u, before: before, into: &rows)
         if others {
             appendHistory(start..<sequenceOffsets[u + 1], skipping: position < 0 ? -1 : start + position, into: &rows)
         } else {
@@ -248,6 +265,49 @@ struct FeatureEncoder: Sendable {
         rows.add(UserField.country.rawValue, Self.token("country", country.description))
         rows.add(UserField.language.rawValue, Self.token("lang", language))
         rows.endRow()
+    }
+
+    /// The first index in `range` of the newest-first `times` that is older than `before`.
+    private func firstOlder(_ times: [Int64], _ range: Range<Int>, than before: Int64) -> Int {
+        var lo = range.lowerBound, hi = range.upperBound
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if times[mid] >= before { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// The usual-context bags: the share of the user's interactions before `before` in each UTC hour, weekday and
+    /// device.
+    private func appendContext(_ u: Int, before: Int64, into rows: inout FeatureRows) {
+        let end = contextOffsets[u + 1]
+        let first = firstOlder(contextTime, contextOffsets[u]..<end, than: before)
+        guard first < end else { return }
+        let events = Float(end - first)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 24 + 7 + 256) { counts in
+            counts.initialize(repeating: 0)
+            for k in first..<end {
+                counts[Int(contextHour[k])] += 1; counts[24 + Int(contextWeekday[k])] += 1; counts[31 + Int(contextDevice[k])] += 1
+            }
+            for h in 0..<24 where counts[h] > 0 { rows.add(UserField.hour.rawValue, UInt32(h), counts[h] / events) }
+            for d in 0..<7 where counts[24 + d] > 0 { rows.add(UserField.weekday.rawValue, UInt32(d), counts[24 + d] / events) }
+            for d in 0..<256 where counts[31 + d] > 0 { rows.add(UserField.device.rawValue, UInt32(d), counts[31 + d] / events) }
+        }
+    }
+
+    /// The query bag: the words of the user's newest 20 searches before `before`, the search r places back weighted
+    /// 0.5^(r / history_half_rank) and shared among its words; weights sum to 1.
+    private func appendSearches(_ u: Int, before: Int64, into rows: inout FeatureRows) {
+        let end = searchOffsets[u + 1]
+        let first = firstOlder(searchTime, searchOffsets[u]..<end, than: before)
+        let kept = first..<min(end, first + 20)
+        var total: Float = 0
+        for (r, s) in kept.enumerated() where searchWordOffsets[s + 1] > searchWordOffsets[s] { total += decay[r] }
+        guard total > 0 else { return }
+        for (r, s) in kept.enumerated() {
+            let words = searchWordOffsets[s]..<searchWordOffsets[s + 1]
+            for k in words { rows.add(UserField.queries.rawValue, searchWords[k], decay[r] / Float(words.count) / total) }
+        }
     }
 
     /// The watched, liked and history-tag bags of the newest `history_length` entries of `range`.

@@ -86,6 +86,43 @@ func trainedSmallModels(_ g: GeneratorConfig, _ dir: TempDir) throws
         #expect(checked == 300 && withHistory > 100)
     }
 
+    /// A training example sees the user's searches and usual context only up to its own video's time (as the
+    /// refresh, an hour later, sees everything up to as-of): no later search words, hours or devices leak in.
+    @Test func trainingExamplesSeeOnlyEarlierSearchesAndContext() throws {
+        let dir = TempDir(); defer { dir.remove() }
+        var f = FixtureDataset()
+        f.user("u", "US", "en"); f.video("a", "en", published: 0); f.video("b", "en", published: 0)
+        try f.write(to: dir.sub("data"))
+        // By hand (the fixture writes no queries): "cats" at 01:00 and a watch of a at 02:00 on a tablet; "dogs" at
+        // 05:00 and a watch of b at 05:01 on a phone. Day 100 of 1970 (a Saturday).
+        let day: Int64 = 86400 * 100
+        let rows = ["u,,search,,\(day + 3600),tablet,cats", "u,a,watch,600,\(day + 7200),tablet,",
+                    "u,,search,,\(day + 5 * 3600),phone,dogs", "u,b,watch,600,\(day + 5 * 3600 + 60),phone,"]
+        try ("user_id,video_id,event,watch_seconds,timestamp,device,query\n" + rows.joined(separator: "\n") + "\n")
+            .write(toFile: dir.sub("data") + "/interactions.csv", atomically: false, encoding: .utf8)
+        let config = smallModels()
+        let data = try DatasetLoader.load(directory: dir.sub("data"), config: config.data, progress: false)
+        let e = FeatureEncoder(data, history: UserHistory(data), asOf: day + 86400, config: config)
+        typealias F = FeatureEncoder.UserField
+        func bag(_ r: FeatureRows, _ field: F) -> [UInt32: Float] {
+            Dictionary(r.entries(ofRow: 0).filter { $0.field == field.rawValue }.map { ($0.token, $0.weight) }, uniquingKeysWith: +)
+        }
+        let cats = FeatureEncoder.token("word", "cats"), dogs = FeatureEncoder.token("word", "dogs")
+        let tablet = UInt32(try #require(data.devices.index(of: "tablet"))), phone = UInt32(try #require(data.devices.index(of: "phone")))
+        var refresh = FeatureRows(fields: F.allCases.count), ofB = refresh, ofA = refresh
+        e.userRow(0, into: &refresh)
+        e.userRow(0, before: 0, withID: true, into: &ofB)   // b, the newest
+        e.userRow(0, before: 1, withID: true, into: &ofA)   // a
+        // The refresh: every search (the newer one weighs 1 / (1 + 0.5^(1/h))), every hour and device.
+        #expect(Set(bag(refresh, .queries).keys) == [cats, dogs] && bag(refresh, .queries)[dogs]! > bag(refresh, .queries)[cats]!)
+        #expect(bag(refresh, .hour) == [1: 0.25, 2: 0.25, 5: 0.5] && bag(refresh, .device) == [tablet: 0.5, phone: 0.5])
+        #expect(bag(refresh, .weekday) == [5: 1])
+        // b's example: what came before 05:01 — both searches, a's watch; a's example: only "cats" at 01:00.
+        #expect(bag(ofB, .queries).count == 2 && bag(ofB, .hour) == [1: 1.0 / 3, 2: 1.0 / 3, 5: 1.0 / 3])
+        #expect(bag(ofA, .queries) == [cats: 1] && bag(ofA, .hour) == [1: 1] && bag(ofA, .device) == [tablet: 1])
+        #expect(Set(bag(ofA, .watched).keys).isEmpty && bag(ofB, .watched).count == 1)
+    }
+
     /// A refresh with both models: the learned ranker ranks, two-tower candidates reach the lists, every list
     /// honours the diversity caps, segment lists are published, and users without history who signed up in the
     /// window get lists from the user tower on features alone — lists that are not the popular list and that depend
