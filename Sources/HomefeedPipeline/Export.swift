@@ -3,7 +3,8 @@ import HomefeedCore
 import HomefeedStore
 
 /// `homefeed-batch export`: one line per user of the served version, `user_id<TAB>video_id,video_id,…` best first;
-/// with `sources`, each entry as `video_id:source:score` (the candidate source that proposed it, its ranking score).
+/// with `sources`, each entry as `video_id:source:score` (the candidate source that proposed it first, its ranking
+/// score).
 public enum Export {
     @discardableResult
     public static func run(storeDir: String, version: String? = nil, out: String?, sources: Bool = false) throws -> Int {

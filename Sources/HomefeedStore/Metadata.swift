@@ -14,7 +14,8 @@ public struct RunMetadata: Codable, Sendable, Equatable {
         /// Cold-start segment lists (`PS…`, `UserSegment`); not in `popularLists`. See `VersionBuilder.segmentListsWritten`.
         public var segmentLists = 0
         public var badRows = 0
-        /// Entries of the personalized lists by the candidate source that proposed them (`CandidateSource.name`).
+        /// Entries of the personalized lists by the candidate source that proposed them first (gathering order: MF,
+        /// two-tower, regional, language and global popular, fresh; `CandidateSource.name`).
         public var sources: [String: Int] = [:]
         public init() {}
 
