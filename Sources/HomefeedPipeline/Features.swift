@@ -229,7 +229,8 @@ struct FeatureEncoder: Sendable {
     }
 
     /// Appends user `u`'s row as the refresh sees it: static features, usual context, searches and history bags of
-    /// everything up to as-of. A user without history is embedded without their id (its bucket was never trained for them).
+    /// everything up to as-of. A user without history is embedded without their id (its bucket was never trained
+    /// for them).
     func userRow(_ u: Int, into rows: inout FeatureRows) {
         userRow(u, before: -1, withID: hasHistory(u), into: &rows)
     }
@@ -237,11 +238,12 @@ struct FeatureEncoder: Sendable {
     /// Appends the user side of a training example: the user as they were just before their relevant video at
     /// sequence position `position` (0 = newest): the history bags hold only the older entries, and the context and
     /// search bags only what happened before that video's time, so the model learns to predict what comes next from
-    /// what came before — what the refresh asks of it. `withID` false leaves the
-    /// id out (a share of the examples, so rows without an id — new users, segments — are not out of distribution).
+    /// what came before — what the refresh asks of it. `withID` false leaves the id out (a share of the examples,
+    /// so rows without an id — new users, segments — are not out of distribution).
     ///
     /// `others` (`[two_tower] training_history = "others"`): the history bags hold every other entry instead, newer
-    /// ones included — what a random holdout of a user's history (MovieLens' item-stratified protocol) rewards.
+    /// ones included, and the context and search bags everything — what a random holdout of a user's history
+    /// (MovieLens' item-stratified protocol) rewards.
     func userRow(_ u: Int, before position: Int, withID: Bool, others: Bool = false, into rows: inout FeatureRows) {
         for k in userOffsets[u]..<userOffsets[u + 1] where withID || userField[k] != UInt8(UserField.id.rawValue) {
             rows.add(Int(userField[k]), userToken[k], userWeight[k])
