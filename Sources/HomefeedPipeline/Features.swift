@@ -269,8 +269,9 @@ struct FeatureEncoder: Sendable {
         rows.endRow()
     }
 
-    /// The first index in `range` of the newest-first `times` that is older than `before`.
+    /// The first index in `range` of the newest-first `times` that is older than `before` (Int64.max: no cut).
     private func firstOlder(_ times: [Int64], _ range: Range<Int>, than before: Int64) -> Int {
+        if before == .max { return range.lowerBound }
         var lo = range.lowerBound, hi = range.upperBound
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -303,8 +304,12 @@ struct FeatureEncoder: Sendable {
         let end = searchOffsets[u + 1]
         let first = firstOlder(searchTime, searchOffsets[u]..<end, than: before)
         let kept = first..<min(end, first + 20)
+        // The total sums every word's weight, not decay[r] per search: the same float sum as the weights below.
         var total: Float = 0
-        for (r, s) in kept.enumerated() where searchWordOffsets[s + 1] > searchWordOffsets[s] { total += decay[r] }
+        for (r, s) in kept.enumerated() {
+            let n = searchWordOffsets[s + 1] - searchWordOffsets[s]
+            for _ in 0..<n { total += decay[r] / Float(n) }
+        }
         guard total > 0 else { return }
         for (r, s) in kept.enumerated() {
             let words = searchWordOffsets[s]..<searchWordOffsets[s + 1]

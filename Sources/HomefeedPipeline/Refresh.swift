@@ -145,10 +145,11 @@ public enum Refresh {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
             var inner: [RunMetadata.Stage] = []
+            var tally = RunMetadata.SourceTally()
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
-                    meta.counts.count(list)
+                    tally.add(list)
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
@@ -160,6 +161,7 @@ public enum Refresh {
                 file = final
             }
             meta.counts.personalizedUsers = users.personalized
+            meta.counts.sources = tally.byName
             meta.counts.mfUsers = users.mf
             meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
             meta.stages = stages
@@ -198,16 +200,18 @@ public enum Refresh {
         } else {
             let writer = try builder.userListWriter()
             var inner: [RunMetadata.Stage] = []
+            var tally = RunMetadata.SourceTally()
             let (users, entries) = try stage("rank") {
                 try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
                               threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
-                    meta.counts.count(list)
+                    tally.add(list)
                     try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
                 }
             }
             stages += inner
             try writer.finish()
             meta.counts.personalizedUsers = users.personalized
+            meta.counts.sources = tally.byName
             meta.counts.mfUsers = users.mf
             meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
         }
@@ -265,13 +269,15 @@ public enum Refresh {
         }
     }
 
-    /// "mf 61.2 %, two_tower 20.1 %, …": the share of published entries each candidate source proposed, largest first.
+    /// "mf 61.2 %, two_tower 20.1 %, fresh 0.050 %, segment 1 of 467200": the share of published entries each
+    /// candidate source proposed, largest first (a count where the share would round to 0).
     static func sourceMix(_ sources: [String: Int]) -> String {
         let total = max(1, sources.values.reduce(0, +))
         return sources.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             .map { (name, n) in
                 let share = 100 * Double(n) / Double(total)
-                return "\(name) \(Format.fixed(share, share < 1 ? 3 : 1)) %"
+                return share >= 1 ? "\(name) \(Format.fixed(share, 1)) %"
+                    : share >= 0.001 ? "\(name) \(Format.fixed(share, 3)) %" : "\(name) \(n) of \(total)"
             }.joined(separator: ", ")
     }
 

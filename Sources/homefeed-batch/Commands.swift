@@ -252,7 +252,7 @@ enum Commands {
             .init("store", "DIR", "store directory (required)"),
             .init("out", "FILE", "output file (default: standard output)"),
             .init("version", "V", "export this version instead of the served one"),
-            .init("sources", nil, "write each entry as video:source:score (the first candidate source that proposed it, in the order mf, two_tower, popular_region, popular_language, popular_global, fresh; segment for cold-start lists)"),
+            .init("sources", nil, "write each entry as video:source:score (the first candidate source that proposed it, in the order mf, two_tower, popular_region, popular_language, popular_global, fresh)"),
         ], argv)
         let store = try existingStore(a)
         if let v = a.string("version"), !store.versions().contains(v) {

@@ -152,6 +152,7 @@ func mfAloneConfig() -> HomefeedConfig {
 
     @Test func sourceMixListsSharesLargestFirst() {
         #expect(Refresh.sourceMix(["fresh": 1, "mf": 1998, "two_tower": 1]) == "mf 99.9 %, fresh 0.050 %, two_tower 0.050 %")
+        #expect(Refresh.sourceMix(["mf": 199_999, "fresh": 1]) == "mf 100.0 %, fresh 1 of 200000")
         #expect(Refresh.sourceMix([:]) == "")
     }
 
