@@ -138,12 +138,8 @@ public enum Refresh {
         meta.counts.interactions = data.interactions.count
         meta.counts.activeUsers = active.count
         meta.counts.badRows = data.report.files.reduce(0) { $0 + $1.badRows }
-
-        // 6a. Shard job: rank this shard's users into one SST and stop.
-        if let shard = opt.shard {
-            let outDir = opt.shardOut ?? (opt.storeDir + "/shards")
-            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-            let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
+        /// Ranks the active users into `writer` and records the rank stage and the lists' counts; the entries written.
+        func rankActiveUsers(into writer: UserListWriter) throws -> Int {
             var inner: [RunMetadata.Stage] = []
             var tally = RunMetadata.SourceTally()
             let (users, entries) = try stage("rank") {
@@ -154,22 +150,31 @@ public enum Refresh {
                 }
             }
             stages += inner
+            meta.counts.personalizedUsers = users.personalized
+            meta.counts.sources = tally.byName
+            meta.counts.mfUsers = users.mf
+            meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
+            return entries
+        }
+
+        // 6a. Shard job: rank this shard's users into one SST and stop.
+        if let shard = opt.shard {
+            let outDir = opt.shardOut ?? (opt.storeDir + "/shards")
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            let writer = try UserListWriter(path: outDir + "/" + shard.fileName + ".partial", shard: shard)
+            let entries = try rankActiveUsers(into: writer)
             var file = try writer.finish()
             if let f = file {  // publish the shard file atomically under its final name
                 let final = outDir + "/" + shard.fileName
                 guard rename(f, final) == 0 else { throw HomefeedError("cannot rename \(f) to \(final)") }
                 file = final
             }
-            meta.counts.personalizedUsers = users.personalized
-            meta.counts.sources = tally.byName
-            meta.counts.mfUsers = users.mf
-            meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
             meta.stages = stages
             try ShardManifest(shard: shard, counts: meta.counts, entries: entries, sourceFiles: meta.sourceFiles,
                               asOf: asOf, activeDays: activeDays, configDigest: meta.configDigest, model: scorers.modelName)
                 .write(to: outDir + "/" + shard.fileName + ".json")
             if !opt.quiet { Log.info("refresh stages: " + stages.map { "\($0.name.trimmingCharacters(in: .whitespaces)) \(Format.seconds($0.seconds))" }.joined(separator: ", ")) }
-            let line = "refresh shard \(shard): \(users.personalized) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
+            let line = "refresh shard \(shard): \(meta.counts.personalizedUsers) users ranked (mean \(Format.fixed(meta.counts.meanListLength, 1)) entries) → \(file ?? "no file (empty shard)"), \(Format.seconds(TimeFormat.monotonic() - started))"
             return RefreshSummary(metadata: meta, outcome: nil, shardFile: file, line: line)
         }
 
@@ -199,21 +204,8 @@ public enum Refresh {
             meta.shards = shards.count
         } else {
             let writer = try builder.userListWriter()
-            var inner: [RunMetadata.Stage] = []
-            var tally = RunMetadata.SourceTally()
-            let (users, entries) = try stage("rank") {
-                try rankUsers(active, data: data, history: history, popularity: popularity, scorers: scorers, config: config,
-                              threads: threads, quiet: opt.quiet, delay: opt.blockDelaySeconds, timing: &inner) { u, list, _ in
-                    tally.add(list)
-                    try data.users.ids.withBytes(Int(u)) { try writer.add(userID: $0, list: list) }
-                }
-            }
-            stages += inner
+            _ = try rankActiveUsers(into: writer)
             try writer.finish()
-            meta.counts.personalizedUsers = users.personalized
-            meta.counts.sources = tally.byName
-            meta.counts.mfUsers = users.mf
-            meta.counts.meanListLength = users.personalized > 0 ? Double(entries) / Double(users.personalized) : 0
         }
         // How the served version did: its lists against what its users did after its as-of time.
         if let served = try store.current(), let v = try? StoreVersion(store: store, name: served), v.metadata.asOf < asOf {

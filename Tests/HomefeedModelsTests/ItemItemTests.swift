@@ -14,6 +14,13 @@ import Testing
         return SparseRows(rows: dense.count, cols: dense[0].count, offsets: offsets, columns: cols, values: vals)
     }
 
+    /// Each entry's time for `rows(dense)`, read from `times` (the same shape as `dense`).
+    func newest(_ dense: [[Float]], _ times: [[Int64]]) -> [Int64] {
+        var out: [Int64] = []
+        for (r, row) in dense.enumerated() { for (c, v) in row.enumerated() where v != 0 { out.append(times[r][c]) } }
+        return out
+    }
+
     @Test(arguments: [1, 2])
     func gaussJordanInvertsASymmetricPositiveDefiniteMatrix(threads: Int) {
         // A = MᵀM + 3I for a seeded M: SPD. Checks A·A⁻¹ = I entry by entry (n ≥ 256 also runs the threaded path).
@@ -46,9 +53,7 @@ import Testing
         // Each engagement's time (the same shape as x; user 3 engaged with v1 and v2 at the same time: a tie).
         let times: [[Int64]] = [[5, 9, 0, 1], [2, 0, 7, 0], [0, 3, 8, 4], [6, 1, 1, 9], [0, 0, 2, 5], [4, 0, 0, 3]]
         let sparse = rows(x)
-        var newest: [Int64] = []
-        for (r, row) in x.enumerated() { for (c, v) in row.enumerated() where v != 0 { newest.append(times[r][c]) } }
-        let m = try #require(ItemItemModel.fit(sparse, newest: newest, window: window, farWeight: farWeight,
+        let m = try #require(ItemItemModel.fit(sparse, newest: newest(x, times), window: window, farWeight: farWeight,
                                                maxVideos: 10, relativeLambda: 0.5, threads: 1))
         let n = 4
         // Every column has 3 or 4 engaged users; head by count (v0: 4, v1: 3, v2: 4, v3: 4) → 0, 2, 3, 1.
@@ -86,8 +91,7 @@ import Testing
             for (v, t) in [(0, 100), (1, 99), (2, 91)] { dense[u][v] = 1; times[u][v] = Int64(t) }
             for f in 0..<7 { dense[u][3 + u * 7 + f] = 1; times[u][3 + u * 7 + f] = Int64(98 - f) }
         }
-        var newest: [Int64] = []
-        for (r, row) in dense.enumerated() { for (c, v) in row.enumerated() where v != 0 { newest.append(times[r][c]) } }
+        let newest = newest(dense, times)
         func weights(window: Double) throws -> (toNeighbour: Float, toFar: Float) {
             let m = try #require(ItemItemModel.fit(rows(dense), newest: newest, window: window, farWeight: 0.25,
                                                    maxVideos: 10, relativeLambda: 0.1, threads: 1))
